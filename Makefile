@@ -1,0 +1,60 @@
+# snapdeploy: the commands of a developer's day. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+GOPATH_DEBIAN := /usr/share/gocode
+VCSIM := build/vcsim
+
+export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/snapdeploy
+
+.PHONY: help install services db test unit integration lint asyncapi samples vcsim bench demo up clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/python ## virtualenv with snapdeploy and its dev dependencies
+
+services: ## start RabbitMQ and PostgreSQL if they are down, create the database
+	@scripts/ensure-services
+
+db: services
+
+test: install services vcsim ## every test: unit, integration (real broker + database), e2e
+	$(BIN)/pytest -q
+
+unit: install ## unit tests only (no network)
+	$(BIN)/pytest -q tests/unit
+
+integration: install services vcsim ## integration tests (real broker, database, simulator)
+	$(BIN)/pytest -q tests/integration
+
+lint: install ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+asyncapi: install ## regenerate contracts/asyncapi.yaml from the models and the topology
+	$(BIN)/python -m contracts.asyncapi > contracts/asyncapi.yaml
+
+samples: install ## write golden samples for message types that have none (never overwrites)
+	$(BIN)/python -m contracts.samples
+
+vcsim: $(VCSIM) ## build the vCenter simulator (tests/vcsim)
+
+$(VCSIM): $(wildcard tests/vcsim/*.go)
+	@scripts/ensure-go
+	mkdir -p build
+	cd tests/vcsim && GO111MODULE=off GOPATH=$(GOPATH_DEBIAN) go build -o ../../$(VCSIM) .
+
+bench: install services ## benchmarks; each prints ratios against a baseline measured in the same run
+	$(BIN)/python -m bench.bus_throughput
+
+clean: ## remove the virtualenv and build output
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

@@ -1,0 +1,143 @@
+"""RabbitMQ topology, declared in one place (DESIGN section 3).
+
+Exchanges are durable topics. Every queue is a durable quorum queue with a delivery limit
+and a dead-letter exchange; each has a ``<queue>.dlq`` companion. Dead letters are routed
+by the *queue name*, not the original routing key: several queues bind the same keys (the
+audit queue binds everything), and routing by the original key would copy one queue's dead
+letters into every other queue's DLQ. RabbitMQ keeps the original key in the ``x-death``
+header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from contracts.base import Command, Event, Query, snake
+
+
+@dataclass(frozen=True)
+class Exchange:
+    name: str
+    type: Literal["topic", "direct", "fanout", "headers"] = "topic"
+
+
+COMMANDS = Exchange("snapdeploy.commands")
+EVENTS = Exchange("snapdeploy.events")
+QUERIES = Exchange("snapdeploy.queries")
+DEAD_LETTER = Exchange("snapdeploy.dead-letter")
+# CloudStack-compatible action events, for existing CloudStack event consumers.
+CLOUDSTACK_EVENTS = Exchange("cloudstack-events")
+
+EXCHANGES = (COMMANDS, EVENTS, QUERIES, DEAD_LETTER, CLOUDSTACK_EVENTS)
+
+DEFAULT_DELIVERY_LIMIT = 10
+DEFAULT_PREFETCH = 16
+
+
+@dataclass(frozen=True)
+class Binding:
+    exchange: Exchange
+    routing_key: str
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    bindings: tuple[Binding, ...] = ()
+    delivery_limit: int = DEFAULT_DELIVERY_LIMIT
+    prefetch: int = DEFAULT_PREFETCH
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+    def arguments(self) -> dict[str, object]:
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": self.delivery_limit,
+            "x-dead-letter-exchange": DEAD_LETTER.name,
+            "x-dead-letter-routing-key": self.name,
+        }
+
+    @staticmethod
+    def dlq_arguments() -> dict[str, object]:
+        return {"x-queue-type": "quorum"}
+
+
+# -- routing keys --------------------------------------------------------------------------------
+
+
+def command_routing_key(command: Command) -> str:
+    """``<service>.<command>``; agent commands ``agent.<zone>.<command>``."""
+    return command.routing_key()
+
+
+def event_routing_key(source: str, event: Event) -> str:
+    """``<source>.<event>[.<detail>]``, e.g. ``agent.vcenter_task.success``, ``planner.action_event.vm_create``."""
+    key = f"{source}.{snake(event.type_name())}"
+    detail = event.routing_detail()
+    return f"{key}.{detail}" if detail else key
+
+
+def query_routing_key(query: Query) -> str:
+    return query.routing_key()
+
+
+# -- the queues of each service ------------------------------------------------------------------
+
+
+def commands_queue(service: str, *, prefetch: int = DEFAULT_PREFETCH) -> QueueSpec:
+    return QueueSpec(f"{service}.commands", (Binding(COMMANDS, f"{service}.*"),), prefetch=prefetch)
+
+
+def replies_queue(service: str, *event_keys: str, prefetch: int = DEFAULT_PREFETCH) -> QueueSpec:
+    """Replies to the commands a service sends (``reply_to``), plus events it subscribes to."""
+    return QueueSpec(
+        f"{service}.replies", tuple(Binding(EVENTS, key) for key in event_keys), prefetch=prefetch
+    )
+
+
+def agent_commands_queue(zone_id: str, *, prefetch: int = DEFAULT_PREFETCH) -> QueueSpec:
+    return QueueSpec(f"agent.{zone_id}.commands", (Binding(COMMANDS, f"agent.{zone_id}.*"),), prefetch=prefetch)
+
+
+def queries_queue(service: str) -> QueueSpec:
+    return QueueSpec(f"{service}.queries", (Binding(QUERIES, f"{service}.*"),), delivery_limit=3)
+
+
+AUDIT_INGEST = QueueSpec(
+    "audit.ingest",
+    (Binding(EVENTS, "#"), Binding(COMMANDS, "#")),
+    prefetch=500,
+)
+
+
+@dataclass(frozen=True)
+class Topology:
+    exchanges: tuple[Exchange, ...] = EXCHANGES
+    queues: tuple[QueueSpec, ...] = field(default_factory=tuple)
+
+
+def service_queues() -> tuple[QueueSpec, ...]:
+    """Queues every service declares at start, so no command is ever published to nowhere.
+
+    Agent queues depend on the zone and are declared by the agent of that zone."""
+    return (
+        commands_queue("planner"),
+        commands_queue("storage"),
+        replies_queue(
+            "planner",
+            "agent.inventory_synced",
+            "storage.seed_template_from_vm_snapshot_succeeded",
+            "storage.seed_template_from_vm_snapshot_failed",
+        ),
+        replies_queue("storage", "agent.inventory_synced"),
+        queries_queue("planner"),
+        queries_queue("storage"),
+        queries_queue("audit"),
+        AUDIT_INGEST,
+    )
+
+
+TOPOLOGY = Topology(queues=service_queues())

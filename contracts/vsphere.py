@@ -1,0 +1,99 @@
+"""Value objects describing vSphere things, shared by agent commands and events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Value(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DiskConfig(Value):
+    """One virtual disk as configured (at snapshot time, or now)."""
+
+    key: int = Field(description="vSphere device key.")
+    file: str = Field(description="Datastore path, e.g. '[ds1] src-vm/src-vm.vmdk'.")
+    datastore: str
+    size_bytes: int = Field(ge=0)
+    controller_key: int
+    controller_type: str = Field(description="e.g. 'scsi', 'ide', 'sata', 'nvme'.")
+    unit_number: int
+    parent_file: str | None = Field(default=None, description="Parent disk of a child (linked) disk.")
+
+
+class NicConfig(Value):
+    key: int
+    network: str = Field(description="Port group name.")
+    mac: str | None = None
+    adapter_type: str = Field(description="e.g. 'vmxnet3', 'e1000'.")
+
+
+class VmSnapshotConfig(Value):
+    """The VM's configuration as it was when the snapshot was taken."""
+
+    num_cpus: int = Field(ge=1)
+    cores_per_socket: int = Field(ge=1)
+    memory_mb: int = Field(ge=1)
+    guest_id: str
+    disks: list[DiskConfig]
+    nics: list[NicConfig]
+    has_memory_dump: bool
+
+
+class SnapshotInfo(Value):
+    ref: str = Field(description="Managed object id of the VirtualMachineSnapshot.")
+    name: str
+    description: str = ""
+    parent_ref: str | None
+    created: datetime
+    has_memory: bool
+    snapdeploy_id: str | None = None
+
+
+class HostInfo(Value):
+    ref: str
+    name: str
+    cluster: str | None
+    state: Literal["Up", "Down", "Maintenance"]
+    cpu_cores: int
+    cpu_mhz_total: int
+    memory_bytes: int
+    datastores: list[str] = Field(description="Refs of the datastores this host reaches.")
+    networks: list[str] = Field(description="Port group names this host has.")
+
+
+class DatastoreInfo(Value):
+    ref: str
+    name: str
+    type: str = "VMFS"
+    capacity_bytes: int
+    free_bytes: int
+    hosts: list[str]
+
+
+class NetworkInfo(Value):
+    ref: str
+    name: str
+    hosts: list[str]
+
+
+class VmInfo(Value):
+    ref: str
+    name: str
+    instance_uuid: str | None
+    host: str | None
+    datastores: list[str]
+    power_state: Literal["poweredOn", "poweredOff", "suspended"]
+    template: bool
+    guest_id: str | None
+    num_cpus: int
+    memory_mb: int
+    snapdeploy_id: str | None = Field(default=None, description="extraConfig snapdeploy.id, when snapdeploy made it.")
+    disks: list[DiskConfig]
+    nics: list[NicConfig]
+    snapshots: list[SnapshotInfo] = Field(description="The snapshot tree, parents before children.")
+    current_snapshot_ref: str | None = None

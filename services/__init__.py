@@ -1,0 +1,1 @@
+"""snapdeploy's services; each runs with ``python -m services.<name>``."""

@@ -1,0 +1,1 @@
+"""The hypervisor agent: the only code that talks to vCenter (one zone = one datacenter)."""

@@ -1,0 +1,1 @@
+"""Infrastructure every service uses; no business rules live here."""

@@ -1,0 +1,238 @@
+"""From a delivery to a handled message, with the failure classes of DESIGN section 4.
+
+- Invalid message (not an envelope, unknown type, payload fails its model): a 431
+  ``<Command>Failed`` when it was a command, then rejected to the queue's DLQ at once.
+- Transient failure (anything else the handler raises): nacked for redelivery after a
+  backoff; on the last delivery the queue allows, a retryable failure reply is published and
+  the message is dead-lettered.
+- A ``DomainError`` is an answer, not a failure: its reply is committed and the message acked.
+
+The consumer never stops on a bad message. Acks happen after the effect is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+
+from contracts.base import Command, Message, snake
+from contracts.catalogue import Catalogue, MessageSpec, failed_reply
+from contracts.envelope import Envelope
+from contracts.errors import ErrorCode
+from contracts.topology import QueueSpec
+from shared.errors import InvalidMessage
+from shared.messaging import Handler, Handlers, Outgoing, reply_out
+from shared.metrics import Metrics
+
+log = structlog.get_logger("dispatcher")
+
+
+class Effects(Protocol):
+    """How a service commits a handler's effect and the messages it emits."""
+
+    async def apply(
+        self, envelope: Envelope, spec: MessageSpec, message: Message, handler: Handler, reply_to: str | None
+    ) -> str: ...
+
+    async def emit(self, outgoing: list[Outgoing]) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base: float = 0.5
+    cap: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.cap, self.base * 2**attempt) * random.uniform(0.8, 1.2)
+
+
+def explain(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "message"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+class Dispatcher:
+    """Callback for one queue's consumer."""
+
+    def __init__(
+        self,
+        *,
+        consumer: str,
+        source: str,
+        queue: QueueSpec,
+        catalogue: Catalogue,
+        handlers: Handlers,
+        effects: Effects,
+        metrics: Metrics,
+        namespace: str | None = None,
+        retry: RetryPolicy | None = None,
+    ):
+        self.consumer = consumer
+        self.source = source
+        self.queue = queue
+        self.catalogue = catalogue
+        self.handlers = handlers
+        self.effects = effects
+        self.metrics = metrics
+        self.namespace = namespace
+        self.retry = retry or RetryPolicy()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    async def __call__(self, delivery: AbstractIncomingMessage) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        self.metrics.in_flight.inc()
+        try:
+            with structlog.contextvars.bound_contextvars(
+                queue=self.queue.name,
+                message_id=delivery.message_id,
+                correlation_id=delivery.correlation_id,
+                type=delivery.type,
+            ):
+                await self._process(delivery)
+        finally:
+            self.metrics.in_flight.dec()
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    # -- steps -------------------------------------------------------------------------------------
+
+    def _decode(self, delivery: AbstractIncomingMessage) -> tuple[Envelope, MessageSpec, Message]:
+        try:
+            envelope = Envelope.model_validate_json(delivery.body)
+        except ValidationError as error:
+            raise InvalidMessage(f"not a snapdeploy envelope: {explain(error)}") from None
+        if self.namespace:
+            spec = self.catalogue.get(self.namespace, envelope.type)
+        else:
+            spec = self.catalogue.resolve(envelope.type, envelope.source)
+        if spec is None:
+            raise InvalidMessage(f"unknown message type {envelope.type!r} on {self.queue.name}")
+        if envelope.schema_version > spec.model.schema_version:
+            raise InvalidMessage(
+                f"{envelope.type} schema_version {envelope.schema_version} is newer than "
+                f"{spec.model.schema_version}, the newest this service reads"
+            )
+        try:
+            message = spec.model.model_validate(envelope.payload)
+        except ValidationError as error:
+            raise InvalidMessage(f"invalid {envelope.type}: {explain(error)}") from None
+        return envelope, spec, message
+
+    async def _process(self, delivery: AbstractIncomingMessage) -> None:
+        started = time.perf_counter()
+        try:
+            envelope, spec, message = self._decode(delivery)
+            handler = self.handlers.get(spec.model)
+            if handler is None:
+                raise InvalidMessage(f"{envelope.type} is not handled on {self.queue.name}")
+        except InvalidMessage as error:
+            await self._reject_invalid(delivery, str(error))
+            return
+        structlog.contextvars.bind_contextvars(source=envelope.source)
+        attempt = int(delivery.headers.get("x-delivery-count") or 0)
+        try:
+            outcome = await self.effects.apply(envelope, spec, message, handler, delivery.reply_to)
+        except Exception as error:  # transient by default: the delivery limit bounds the retries
+            await self._retry_or_dead_letter(delivery, envelope, spec, attempt, error)
+            return
+        await self._settle(delivery.ack())
+        self.metrics.handled.labels(envelope.type, outcome).inc()
+        self.metrics.handle_seconds.labels(envelope.type).observe(time.perf_counter() - started)
+        log.info("handled", outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+
+    async def _reject_invalid(self, delivery: AbstractIncomingMessage, reason: str) -> None:
+        command = self._command_of(delivery)
+        if command is not None:
+            cause = self._cause_of(delivery, command)
+            reply = failed_reply(command)(error_code=ErrorCode.PARAM_ERROR, error_text=reason)
+            await self.effects.emit(reply_out(cause, reply, source=self.source, reply_to=delivery.reply_to))
+        await self._settle(delivery.reject(requeue=False))
+        self.metrics.handled.labels(delivery.type or "unknown", "rejected").inc()
+        log.warning("message rejected to the dead-letter queue", reason=reason)
+
+    async def _retry_or_dead_letter(
+        self, delivery: AbstractIncomingMessage, envelope: Envelope, spec: MessageSpec, attempt: int, error: Exception
+    ) -> None:
+        last = attempt + 1 >= self.queue.delivery_limit
+        if not last:
+            delay = self.retry.delay(attempt)
+            log.warning("transient failure, will retry", attempt=attempt + 1, delay_s=round(delay, 2), error=repr(error))
+            await asyncio.sleep(delay)
+            await self._settle(delivery.nack(requeue=True))
+            self.metrics.handled.labels(envelope.type, "retried").inc()
+            return
+        log.error("delivery limit reached, dead-lettering", attempts=attempt + 1, error=repr(error), exc_info=error)
+        if spec.kind == "command":
+            reply = failed_reply(spec.model)(
+                error_code=ErrorCode.INTERNAL_ERROR,
+                error_text=f"gave up after {attempt + 1} attempts: {error}",
+                retryable=True,
+            )
+            try:
+                await self.effects.emit(reply_out(envelope, reply, source=self.source, reply_to=delivery.reply_to))
+            except Exception as emit_error:  # the broker keeps the message; the next delivery tries again
+                log.error("could not emit the failure reply", error=repr(emit_error))
+                await self._settle(delivery.nack(requeue=True))
+                return
+        await self._settle(delivery.reject(requeue=False))
+        self.metrics.handled.labels(envelope.type, "dead_lettered").inc()
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _command_of(self, delivery: AbstractIncomingMessage) -> type[Command] | None:
+        """Which command an unreadable message was meant to be: AMQP ``type`` or the routing key."""
+        if not self.namespace:
+            return None
+        names = [delivery.type] if delivery.type else []
+        if delivery.routing_key:
+            names.append(delivery.routing_key.rsplit(".", 1)[-1])
+        for spec in self.catalogue:
+            if spec.namespace == self.namespace and spec.kind == "command":
+                if spec.type in names or snake(spec.type) in names:
+                    return spec.model
+        return None
+
+    @staticmethod
+    def _cause_of(delivery: AbstractIncomingMessage, command: type[Command]) -> Envelope:
+        def as_uuid(value: str | None) -> uuid.UUID | None:
+            try:
+                return uuid.UUID(value) if value else None
+            except ValueError:
+                return None
+
+        return Envelope(
+            message_id=as_uuid(delivery.message_id) or uuid.uuid4(),
+            type=command.type_name(),
+            schema_version=command.schema_version,
+            correlation_id=as_uuid(delivery.correlation_id),
+            occurred_at=datetime.now(UTC),
+            source=delivery.app_id or "unknown",
+            payload={},
+        )
+
+    @staticmethod
+    async def _settle(settlement) -> None:
+        """Ack/nack/reject; a closed channel means the broker redelivers, and the inbox dedupes."""
+        try:
+            await settlement
+        except Exception as error:
+            log.warning("could not settle delivery (will be redelivered)", error=repr(error))

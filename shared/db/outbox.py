@@ -1,0 +1,133 @@
+"""Transactional outbox: messages are rows written in the handler's transaction; a relay
+publishes them with confirms and deletes what the broker confirmed.
+
+A crash after commit and before publish loses nothing: the rows are there at restart. A
+crash after publish and before the delete publishes a row twice; its ``message_id`` is the
+same, and consumers' inboxes drop the second copy. Several replicas relay at once without
+publishing a row twice at the same time (``FOR UPDATE SKIP LOCKED``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable
+
+import asyncpg
+import structlog
+
+from contracts.envelope import Envelope
+from shared.messaging import Outgoing
+from shared.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+
+async def add(conn: asyncpg.Connection, messages: Iterable[Outgoing]) -> int:
+    rows = [
+        (
+            out.envelope.message_id,
+            out.exchange,
+            out.routing_key,
+            out.envelope.type,
+            out.envelope.correlation_id,
+            out.reply_to,
+            out.mandatory,
+            out.envelope.to_bytes(),
+        )
+        for out in messages
+    ]
+    if rows:
+        await conn.executemany(
+            """INSERT INTO outbox (message_id, exchange, routing_key, type, correlation_id, reply_to, mandatory, body)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+            rows,
+        )
+    return len(rows)
+
+
+def _outgoing(row: asyncpg.Record) -> Outgoing:
+    return Outgoing(
+        Envelope.model_validate_json(row["body"]),
+        row["exchange"],
+        row["routing_key"],
+        reply_to=row["reply_to"],
+        mandatory=row["mandatory"],
+    )
+
+
+class OutboxRelay:
+    """Publishes outbox rows: at once when woken by this process, else every poll interval."""
+
+    def __init__(self, pool: asyncpg.Pool, bus, *, batch: int = 200, poll_interval: float = 1.0, metrics: Metrics):
+        self.pool = pool
+        self.bus = bus
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.metrics = metrics
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            try:
+                published = await self.publish_pending()
+                failures = 0
+            except Exception as error:
+                failures += 1
+                delay = min(0.2 * 2**failures, 10.0)
+                log.warning("outbox relay pass failed", error=repr(error), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                continue
+            if published < self.batch:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                except TimeoutError:
+                    pass
+
+    async def publish_pending(self) -> int:
+        """One batch: publish, wait for every confirm, delete what was confirmed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """SELECT id, exchange, routing_key, reply_to, mandatory, body FROM outbox
+                   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                self.batch,
+            )
+            if not rows:
+                self.metrics.outbox_pending.set(0)
+                return 0
+            results = await asyncio.gather(*(self.bus.publish(_outgoing(r)) for r in rows), return_exceptions=True)
+            confirmed = [r["id"] for r, result in zip(rows, results, strict=True) if result is None]
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", confirmed)
+        self.metrics.published.inc(len(confirmed))
+        errors = [r for r in results if isinstance(r, BaseException)]
+        self.metrics.outbox_pending.set(len(rows) - len(confirmed))
+        if errors:
+            raise RuntimeError(f"{len(errors)} of {len(rows)} outbox messages not confirmed: {errors[0]!r}")
+        return len(confirmed)
+
+    async def drain(self, timeout: float) -> bool:
+        """Publish everything pending (at shutdown); True when the outbox is empty."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            try:
+                if await self.publish_pending() == 0:
+                    return True
+            except Exception as error:
+                log.warning("outbox drain pass failed", error=repr(error))
+                await asyncio.sleep(0.2)
+        return False
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+
+async def pending(conn: asyncpg.Connection) -> list[uuid.UUID]:
+    return [r["message_id"] for r in await conn.fetch("SELECT message_id FROM outbox ORDER BY id")]

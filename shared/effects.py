@@ -1,0 +1,62 @@
+"""The two ways a service commits what a handler did.
+
+``TransactionalEffects`` (services with a schema): inbox claim, the handler's writes and the
+messages it emits in one PostgreSQL transaction; the relay publishes them.
+``DirectEffects`` (the agent, whose truth is vCenter): the handler is idempotent against
+vCenter itself, and what it emits is published with confirms before the delivery is acked.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from contracts.base import Message
+from contracts.catalogue import MessageSpec
+from contracts.envelope import Envelope
+from shared.db import inbox, outbox
+from shared.db.outbox import OutboxRelay
+from shared.messaging import Handler, HandlerContext, Outgoing, call_handler
+
+
+class TransactionalEffects:
+    def __init__(self, pool: asyncpg.Pool, relay: OutboxRelay, *, consumer: str, source: str):
+        self.pool = pool
+        self.relay = relay
+        self.consumer = consumer
+        self.source = source
+
+    async def apply(
+        self, envelope: Envelope, spec: MessageSpec, message: Message, handler: Handler, reply_to: str | None
+    ) -> str:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await inbox.claim(conn, self.consumer, envelope.message_id, envelope.type):
+                return "duplicate"
+            ctx = HandlerContext(envelope, self.source, reply_to=reply_to, conn=conn)
+            outcome = await call_handler(handler, spec, message, ctx, scope=conn.transaction)
+            await outbox.add(conn, ctx.outgoing)
+        if ctx.outgoing:
+            self.relay.wake()
+        return outcome
+
+    async def emit(self, outgoing: list[Outgoing]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await outbox.add(conn, outgoing)
+        self.relay.wake()
+
+
+class DirectEffects:
+    def __init__(self, bus, *, source: str):
+        self.bus = bus
+        self.source = source
+
+    async def apply(
+        self, envelope: Envelope, spec: MessageSpec, message: Message, handler: Handler, reply_to: str | None
+    ) -> str:
+        ctx = HandlerContext(envelope, self.source, reply_to=reply_to)
+        outcome = await call_handler(handler, spec, message, ctx)
+        await self.emit(ctx.outgoing)
+        return outcome
+
+    async def emit(self, outgoing: list[Outgoing]) -> None:
+        for out in outgoing:
+            await self.bus.publish_until_confirmed(out)

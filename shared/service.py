@@ -1,0 +1,183 @@
+"""The one runner every service uses: settings, logging, database, bus, consumers, HTTP, shutdown.
+
+A service is a ``ServiceDefinition``: its name (also its schema), its handlers, the queues it
+consumes, its migrations and its periodic jobs. ``run`` wires them; ``main`` is what
+``python -m services.<name>`` calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from contracts.catalogue import CATALOGUE, Catalogue
+from contracts.topology import TOPOLOGY, QueueSpec
+from shared import logging as snap_logging
+from shared.bus import Bus, Dispatcher
+from shared.bus.dispatcher import RetryPolicy
+from shared.db import create_pool
+from shared.db.migrations import migrate
+from shared.db.outbox import OutboxRelay
+from shared.effects import DirectEffects, TransactionalEffects
+from shared.http import health_app, serve
+from shared.messaging import Handlers
+from shared.metrics import Metrics
+from shared.settings import ServiceSettings
+
+log = structlog.get_logger("service")
+
+
+@dataclass(frozen=True)
+class Consumes:
+    """A queue the service consumes; ``namespace`` set for command queues (the service's own)."""
+
+    queue: QueueSpec
+    namespace: str | None = None
+
+
+@dataclass
+class Runtime:
+    """What a running service has; periodic jobs receive it."""
+
+    settings: ServiceSettings
+    bus: Bus
+    metrics: Metrics
+    pool: asyncpg.Pool | None = None
+    relay: OutboxRelay | None = None
+    http_port: int | None = None
+
+
+Job = Callable[[Runtime], Awaitable[None]]
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    handlers: Handlers
+    consumes: Sequence[Consumes]
+    migrations: Path | None = None
+    uses_database: bool = True
+    catalogue: Catalogue = CATALOGUE
+    declares: Sequence[QueueSpec] = field(default_factory=lambda: TOPOLOGY.queues)
+    jobs: Sequence[Job] = ()
+
+
+class Service:
+    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings):
+        self.definition = definition
+        self.settings = settings
+        self.metrics = Metrics()
+        self.stopping = asyncio.Event()
+        self.runtime: Runtime | None = None
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        d, s = self.definition, self.settings
+        bus = Bus(s.amqp_url, name=d.name)
+        runtime = self.runtime = Runtime(s, bus, self.metrics)
+        tasks: list[asyncio.Task] = []
+        http_runner = None
+        try:
+            if d.uses_database:
+                runtime.pool = await create_pool(s.database_url, d.name, min_size=s.db_pool_min, max_size=s.db_pool_max)
+                async with runtime.pool.acquire() as conn:
+                    await migrate(conn, d.name, d.migrations)
+            await bus.connect()
+            await bus.declare([*d.declares, *(c.queue for c in d.consumes)])
+
+            if d.uses_database:
+                runtime.relay = OutboxRelay(
+                    runtime.pool, bus, batch=s.outbox_batch, poll_interval=s.outbox_poll_interval, metrics=self.metrics
+                )
+                effects = TransactionalEffects(runtime.pool, runtime.relay, consumer=d.name, source=d.name)
+                tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
+            else:
+                effects = DirectEffects(bus, source=d.name)
+
+            http_runner, runtime.http_port = await serve(
+                health_app(self._checks(runtime), self.metrics), s.http_host, s.http_port
+            )
+            dispatchers, consumers = [], []
+            for consumes in d.consumes:
+                dispatcher = Dispatcher(
+                    consumer=d.name,
+                    source=d.name,
+                    queue=consumes.queue,
+                    catalogue=d.catalogue,
+                    handlers=d.handlers,
+                    effects=effects,
+                    metrics=self.metrics,
+                    namespace=consumes.namespace,
+                    retry=RetryPolicy(s.retry_backoff_base, s.retry_backoff_max),
+                )
+                dispatchers.append(dispatcher)
+                consumers.append(await bus.consume(consumes.queue, dispatcher, prefetch=s.prefetch))
+            tasks.extend(asyncio.create_task(job(runtime), name=job.__name__) for job in d.jobs)
+            log.info("service started", http_port=runtime.http_port, queues=[c.queue.name for c in d.consumes])
+            self.ready.set()
+
+            await self.stopping.wait()
+            log.info("stopping: no new deliveries, finishing in-flight work")
+            for consumer in consumers:
+                with contextlib.suppress(Exception):
+                    await consumer.cancel()
+            try:
+                await asyncio.wait_for(
+                    asyncio.gather(*(dispatcher.wait_idle() for dispatcher in dispatchers)), s.shutdown_grace
+                )
+            except TimeoutError:
+                log.warning("in-flight handlers did not finish within the grace period", grace_s=s.shutdown_grace)
+            for task in tasks:
+                if task.get_name() != "outbox-relay":
+                    task.cancel()
+            if runtime.relay:
+                runtime.relay.stop()
+                flushed = await runtime.relay.drain(timeout=min(10.0, s.shutdown_grace))
+                log.info("outbox flushed" if flushed else "outbox not empty at exit; a replica or restart publishes it")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if http_runner:
+                await http_runner.cleanup()
+            with contextlib.suppress(Exception):
+                await bus.close()
+            if runtime.pool:
+                await runtime.pool.close()
+            log.info("service stopped")
+
+    @staticmethod
+    def _checks(runtime: Runtime):
+        async def broker() -> bool:
+            return runtime.bus.is_connected
+
+        async def database() -> bool:
+            async with runtime.pool.acquire() as conn:
+                return await conn.fetchval("SELECT 1") == 1
+
+        return {"broker": broker, "database": database} if runtime.pool else {"broker": broker}
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def main(build: Callable[[], tuple[ServiceDefinition, ServiceSettings]]) -> None:
+    """Entry point of ``python -m services.<name>``: run until SIGTERM or SIGINT."""
+    definition, settings = build()
+    snap_logging.configure(definition.name, settings.log_level)
+
+    async def _run() -> None:
+        service = Service(definition, settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, service.stop)
+        await service.run()
+
+    asyncio.run(_run())
