@@ -233,8 +233,8 @@ func deleteDisk(name string) types.BaseMethodFault {
 func nextDeltaName(name string) string {
 	n := normDS(name)
 	base := strings.TrimSuffix(n, ".vmdk")
-	if i := strings.LastIndex(base, "-"); i > 0 && len(base)-i == 7 && strings.Trim(base[i+1:], "0123456789") == "" {
-		base = base[:i]
+	if isDelta(n) {
+		base = base[:len(base)-7] // drop "-00000N"
 	}
 	for i := 1; ; i++ {
 		cand := fmt.Sprintf("%s-%06d.vmdk", base, i)

@@ -232,6 +232,8 @@ func createSourceVM(ctx context.Context, folders *object.DatacenterFolders, pool
 	if err != nil {
 		return err
 	}
+	// Fixed, vSphere-like device keys: SCSI controller 1000, disks 2000+, NIC 4000.
+	scsi.GetVirtualDevice().Key = 1000
 	devices = append(devices, scsi)
 	ctrl := scsi.(types.BaseVirtualController)
 
@@ -243,7 +245,9 @@ func createSourceVM(ctx context.Context, folders *object.DatacenterFolders, pool
 	data.CapacityInKB = 2 * 1024 * 1024
 	data.UnitNumber = types.NewInt32(1)
 	devices = append(devices, data)
-	for _, d := range []*types.VirtualDisk{root, data} {
+	for i, d := range []*types.VirtualDisk{root, data} {
+		d.Key = int32(2000 + i)
+		d.ControllerKey = 1000
 		d.Backing.(*types.VirtualDiskFlatVer2BackingInfo).Datastore = nil
 	}
 

@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io/ioutil"
 	"log"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -39,9 +38,15 @@ func main() {
 	user := flag.String("user", "user", "login user name")
 	pass := flag.String("pass", "pass", "login password")
 	trace := flag.Bool("trace", false, "log SOAP traffic to stderr")
+	verbose := flag.Bool("v", false, "keep the stock simulator's (chatty) log on stderr")
 	flag.Parse()
 
 	simulator.Trace = *trace
+	if !*verbose {
+		// The stock PropertyCollector logs every update; tests don't need it.
+		// Our own errors go to errLog (stderr) regardless.
+		log.SetOutput(ioutil.Discard)
+	}
 
 	// Datastore directories live under one root so that cleanup is a single RemoveAll.
 	root := *dsDir
@@ -66,11 +71,11 @@ func main() {
 	model.Portgroup = 0
 	model.Autostart = false
 	if err := model.Create(); err != nil {
-		log.Fatal(err)
+		errLog.Fatal(err)
 	}
 
 	if err := buildInventory(context.Background(), model.Service, root); err != nil {
-		log.Fatalf("building inventory: %v", err)
+		errLog.Fatalf("building inventory: %v", err)
 	}
 
 	installTaskEntityFix()
@@ -86,6 +91,7 @@ func main() {
 	// our router in front of that mux (before any client knows the URL) so we
 	// can intercept individual SOAP methods and datastore file requests.
 	srv.Config.Handler = newRouter(svc, srv.Config.Handler)
+	srv.Config.ErrorLog = errLog // handler panics stay visible when the stock log is muted
 
 	out := bufio.NewWriter(os.Stdout)
 	fmt.Fprintln(out, srv.URL.String())
@@ -103,5 +109,5 @@ func main() {
 	os.Exit(0)
 }
 
-// The stock handler is an http.ServeMux; keep the type explicit for readers.
-var _ http.Handler = (*http.ServeMux)(nil)
+// errLog reports our own problems on stderr even when the stock log is muted.
+var errLog = log.New(os.Stderr, "vcsim: ", log.LstdFlags)
