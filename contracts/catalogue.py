@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import create_model
 
 from contracts import agent, audit, events, planner, storage
-from contracts.base import Command, CommandFailed, Event, Message, Query, QueryResult, Succeeded
+from contracts.base import Command, CommandFailed, Message, Query, QueryResult, Succeeded
 
 Kind = Literal["command", "event", "query", "result"]
 
@@ -53,7 +53,9 @@ def failed_reply(command: type[Command]) -> type[CommandFailed]:
     """The ``<Command>Failed`` type of a command (one class per command, made once)."""
     name = f"{command.type_name()}Failed"
     model = create_model(name, __base__=CommandFailed, __module__=command.__module__)
-    model.__doc__ = f"{command.type_name()} could not be done: error code, text, whether to retry, vSphere fault."
+    model.__doc__ = (
+        f"{command.type_name()} could not be done: error code, text, whether to retry, vSphere fault."
+    )
     return model
 
 
@@ -79,7 +81,9 @@ def specs_of(namespace: str, module: ModuleType) -> list[MessageSpec]:
     """The message types defined in a module, each command followed by its two replies."""
     specs: list[MessageSpec] = []
     for model in vars(module).values():
-        if not (inspect.isclass(model) and issubclass(model, Message) and model.__module__ == module.__name__):
+        if not (
+            inspect.isclass(model) and issubclass(model, Message) and model.__module__ == module.__name__
+        ):
             continue
         if model.__name__.endswith("Succeeded") or _is_abstract(model):
             continue

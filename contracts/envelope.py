@@ -31,8 +31,12 @@ class Envelope(BaseModel):
     message_id: uuid.UUID
     type: str
     schema_version: int = Field(ge=1)
-    correlation_id: uuid.UUID | None = Field(default=None, description="The async job this message belongs to.")
-    causation_id: uuid.UUID | None = Field(default=None, description="message_id of the message that caused this one.")
+    correlation_id: uuid.UUID | None = Field(
+        default=None, description="The async job this message belongs to."
+    )
+    causation_id: uuid.UUID | None = Field(
+        default=None, description="message_id of the message that caused this one."
+    )
     occurred_at: datetime
     source: str
     actor: Actor = SYSTEM

@@ -19,7 +19,9 @@ class DeployVirtualMachine(PlannerCommand):
     From a snapshot, ``zone_id`` and ``template_id`` are refused and ``service_offering_id`` is
     required; the vCPU count of the offering must match the snapshot's."""
 
-    vm_id: uuid.UUID = Field(description="Id the new instance will have (chosen by the caller; idempotency key).")
+    vm_id: uuid.UUID = Field(
+        description="Id the new instance will have (chosen by the caller; idempotency key)."
+    )
     vm_snapshot_id: uuid.UUID | None = None
     template_id: uuid.UUID | None = None
     zone_id: str | None = None

@@ -74,7 +74,7 @@ def command_routing_key(command: Command) -> str:
 
 
 def event_routing_key(source: str, event: Event) -> str:
-    """``<source>.<event>[.<detail>]``, e.g. ``agent.vcenter_task.success``, ``planner.action_event.vm_create``."""
+    """``<source>.<event>[.<detail>]``: ``agent.vcenter_task.success``, ``planner.action_event.vm_create``."""
     key = f"{source}.{snake(event.type_name())}"
     detail = event.routing_detail()
     return f"{key}.{detail}" if detail else key
@@ -99,7 +99,9 @@ def replies_queue(service: str, *event_keys: str, prefetch: int = DEFAULT_PREFET
 
 
 def agent_commands_queue(zone_id: str, *, prefetch: int = DEFAULT_PREFETCH) -> QueueSpec:
-    return QueueSpec(f"agent.{zone_id}.commands", (Binding(COMMANDS, f"agent.{zone_id}.*"),), prefetch=prefetch)
+    return QueueSpec(
+        f"agent.{zone_id}.commands", (Binding(COMMANDS, f"agent.{zone_id}.*"),), prefetch=prefetch
+    )
 
 
 def queries_queue(service: str) -> QueueSpec:

@@ -92,7 +92,9 @@ class VmInfo(Value):
     guest_id: str | None
     num_cpus: int
     memory_mb: int
-    snapdeploy_id: str | None = Field(default=None, description="extraConfig snapdeploy.id, when snapdeploy made it.")
+    snapdeploy_id: str | None = Field(
+        default=None, description="extraConfig snapdeploy.id, when snapdeploy made it."
+    )
     disks: list[DiskConfig]
     nics: list[NicConfig]
     snapshots: list[SnapshotInfo] = Field(description="The snapshot tree, parents before children.")

@@ -13,7 +13,9 @@ from shared.metrics import Metrics
 Check = Callable[[], Awaitable[bool]]
 
 
-def health_app(checks: dict[str, Check], metrics: Metrics, app: web.Application | None = None) -> web.Application:
+def health_app(
+    checks: dict[str, Check], metrics: Metrics, app: web.Application | None = None
+) -> web.Application:
     app = app or web.Application()
 
     async def healthz(_: web.Request) -> web.Response:
@@ -30,7 +32,9 @@ def health_app(checks: dict[str, Check], metrics: Metrics, app: web.Application 
         return web.json_response({"ready": ready, "checks": results}, status=200 if ready else 503)
 
     async def metrics_view(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

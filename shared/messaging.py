@@ -112,11 +112,15 @@ async def call_handler(
             result = await handler(message, ctx)
     except DomainError as error:
         ctx.outgoing.clear()
-        ctx.outgoing.extend(reply_out(ctx.envelope, failure(command, error), source=ctx.source, reply_to=ctx.reply_to))
+        ctx.outgoing.extend(
+            reply_out(ctx.envelope, failure(command, error), source=ctx.source, reply_to=ctx.reply_to)
+        )
         ctx.log.info("command refused", error_code=error.code, error_text=error.text, fault=error.fault)
         return "failed"
     expected = succeeded_reply(command)
     if not isinstance(result, expected):
-        raise TypeError(f"handler of {command.type_name()} returned {type(result).__name__}, not {expected.__name__}")
+        raise TypeError(
+            f"handler of {command.type_name()} returned {type(result).__name__}, not {expected.__name__}"
+        )
     ctx.outgoing.extend(reply_out(ctx.envelope, result, source=ctx.source, reply_to=ctx.reply_to))
     return "ok"

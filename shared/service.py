@@ -86,7 +86,9 @@ class Service:
         http_runner = None
         try:
             if d.uses_database:
-                runtime.pool = await create_pool(s.database_url, d.name, min_size=s.db_pool_min, max_size=s.db_pool_max)
+                runtime.pool = await create_pool(
+                    s.database_url, d.name, min_size=s.db_pool_min, max_size=s.db_pool_max
+                )
                 async with runtime.pool.acquire() as conn:
                     await migrate(conn, d.name, d.migrations)
             await bus.connect()
@@ -94,7 +96,11 @@ class Service:
 
             if d.uses_database:
                 runtime.relay = OutboxRelay(
-                    runtime.pool, bus, batch=s.outbox_batch, poll_interval=s.outbox_poll_interval, metrics=self.metrics
+                    runtime.pool,
+                    bus,
+                    batch=s.outbox_batch,
+                    poll_interval=s.outbox_poll_interval,
+                    metrics=self.metrics,
                 )
                 effects = TransactionalEffects(runtime.pool, runtime.relay, consumer=d.name, source=d.name)
                 tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
@@ -120,7 +126,9 @@ class Service:
                 dispatchers.append(dispatcher)
                 consumers.append(await bus.consume(consumes.queue, dispatcher, prefetch=s.prefetch))
             tasks.extend(asyncio.create_task(job(runtime), name=job.__name__) for job in d.jobs)
-            log.info("service started", http_port=runtime.http_port, queues=[c.queue.name for c in d.consumes])
+            log.info(
+                "service started", http_port=runtime.http_port, queues=[c.queue.name for c in d.consumes]
+            )
             self.ready.set()
 
             await self.stopping.wait()
@@ -133,14 +141,20 @@ class Service:
                     asyncio.gather(*(dispatcher.wait_idle() for dispatcher in dispatchers)), s.shutdown_grace
                 )
             except TimeoutError:
-                log.warning("in-flight handlers did not finish within the grace period", grace_s=s.shutdown_grace)
+                log.warning(
+                    "in-flight handlers did not finish within the grace period", grace_s=s.shutdown_grace
+                )
             for task in tasks:
                 if task.get_name() != "outbox-relay":
                     task.cancel()
             if runtime.relay:
                 runtime.relay.stop()
                 flushed = await runtime.relay.drain(timeout=min(10.0, s.shutdown_grace))
-                log.info("outbox flushed" if flushed else "outbox not empty at exit; a replica or restart publishes it")
+                log.info(
+                    "outbox flushed"
+                    if flushed
+                    else "outbox not empty at exit; a replica or restart publishes it"
+                )
         finally:
             for task in tasks:
                 task.cancel()

@@ -12,18 +12,26 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     amqp_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ URL.")
-    database_url: str = Field(default="postgresql://postgres@127.0.0.1:5432/snapdeploy", description="PostgreSQL DSN.")
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/snapdeploy", description="PostgreSQL DSN."
+    )
     db_pool_min: int = 1
     db_pool_max: int = 10
 
     http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8080, description="Port of /healthz, /readyz and /metrics (0: any free port).")
+    http_port: int = Field(
+        default=8080, description="Port of /healthz, /readyz and /metrics (0: any free port)."
+    )
     log_level: str = "INFO"
 
-    prefetch: int = Field(default=16, ge=1, description="Unacked deliveries per consumer = concurrent handlers.")
+    prefetch: int = Field(
+        default=16, ge=1, description="Unacked deliveries per consumer = concurrent handlers."
+    )
     retry_backoff_base: float = Field(default=0.5, gt=0, description="First transient-retry delay, seconds.")
     retry_backoff_max: float = Field(default=30.0, gt=0)
-    shutdown_grace: float = Field(default=30.0, gt=0, description="Seconds in-flight handlers get after SIGTERM.")
+    shutdown_grace: float = Field(
+        default=30.0, gt=0, description="Seconds in-flight handlers get after SIGTERM."
+    )
 
     outbox_batch: int = Field(default=200, ge=1)
     outbox_poll_interval: float = Field(default=1.0, gt=0, description="Relay poll when no NOTIFY arrives.")

@@ -19,7 +19,10 @@ def build() -> tuple[ServiceDefinition, PlannerSettings]:
     definition = ServiceDefinition(
         name="planner",
         handlers=HANDLERS,
-        consumes=[Consumes(commands_queue("planner"), namespace="planner"), Consumes(replies_queue("planner"))],
+        consumes=[
+            Consumes(commands_queue("planner"), namespace="planner"),
+            Consumes(replies_queue("planner")),
+        ],
         migrations=Path(__file__).with_name("migrations"),
     )
     return definition, settings

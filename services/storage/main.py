@@ -19,7 +19,10 @@ def build() -> tuple[ServiceDefinition, StorageSettings]:
     definition = ServiceDefinition(
         name="storage",
         handlers=HANDLERS,
-        consumes=[Consumes(commands_queue("storage"), namespace="storage"), Consumes(replies_queue("storage"))],
+        consumes=[
+            Consumes(commands_queue("storage"), namespace="storage"),
+            Consumes(replies_queue("storage")),
+        ],
         migrations=Path(__file__).with_name("migrations"),
     )
     return definition, settings

@@ -44,14 +44,18 @@ class Bus:
 
     async def connect(self) -> None:
         self.connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": self.name}
+            self.url, client_properties={"connection_name": self.name}, reconnect_interval=1.0
         )
         # on_return_raises: a mandatory message no queue takes fails its publish (it stays in the outbox).
         self._channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
 
     @property
     def is_connected(self) -> bool:
-        return self.connection is not None and not self.connection.is_closed and self.connection.connected.is_set()
+        return (
+            self.connection is not None
+            and not self.connection.is_closed
+            and self.connection.connected.is_set()
+        )
 
     async def declare(self, queues: Iterable[QueueSpec], exchanges: Iterable[Exchange] = EXCHANGES) -> None:
         """Declare exchanges, quorum queues with their DLQs, and bindings (idempotent)."""
@@ -135,18 +139,22 @@ class Bus:
             try:
                 await self.publish(out)
                 return
-            except (aio_pika.exceptions.AMQPError, ConnectionError, asyncio.TimeoutError, RuntimeError):
+            except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError):
                 if loop.time() > give_up:
                     raise
                 log.warning("publish failed, retrying", routing_key=out.routing_key, delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def consume(self, spec: QueueSpec, on_message: OnMessage, *, prefetch: int | None = None) -> Consumer:
+    async def consume(
+        self, spec: QueueSpec, on_message: OnMessage, *, prefetch: int | None = None
+    ) -> Consumer:
         """Consume a declared queue on a channel of its own, with manual acks."""
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=prefetch or spec.prefetch)
-        queue = await channel.get_queue(spec.name, ensure=False)
+        # Declared (idempotently) on this channel, not fetched: a robust channel restores only
+        # the queues it declared, and with them their consumers after a reconnect.
+        queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments())
         tag = await queue.consume(on_message, no_ack=False)
         consumer = Consumer(channel, queue, tag)
         self._consumers.append(consumer)

@@ -170,17 +170,29 @@ class Dispatcher:
         log.warning("message rejected to the dead-letter queue", reason=reason)
 
     async def _retry_or_dead_letter(
-        self, delivery: AbstractIncomingMessage, envelope: Envelope, spec: MessageSpec, attempt: int, error: Exception
+        self,
+        delivery: AbstractIncomingMessage,
+        envelope: Envelope,
+        spec: MessageSpec,
+        attempt: int,
+        error: Exception,
     ) -> None:
         last = attempt + 1 >= self.queue.delivery_limit
         if not last:
             delay = self.retry.delay(attempt)
-            log.warning("transient failure, will retry", attempt=attempt + 1, delay_s=round(delay, 2), error=repr(error))
+            log.warning(
+                "transient failure, will retry",
+                attempt=attempt + 1,
+                delay_s=round(delay, 2),
+                error=repr(error),
+            )
             await asyncio.sleep(delay)
             await self._settle(delivery.nack(requeue=True))
             self.metrics.handled.labels(envelope.type, "retried").inc()
             return
-        log.error("delivery limit reached, dead-lettering", attempts=attempt + 1, error=repr(error), exc_info=error)
+        log.error(
+            "delivery limit reached, dead-lettering", attempts=attempt + 1, error=repr(error), exc_info=error
+        )
         if spec.kind == "command":
             reply = failed_reply(spec.model)(
                 error_code=ErrorCode.INTERNAL_ERROR,
@@ -188,7 +200,9 @@ class Dispatcher:
                 retryable=True,
             )
             try:
-                await self.effects.emit(reply_out(envelope, reply, source=self.source, reply_to=delivery.reply_to))
+                await self.effects.emit(
+                    reply_out(envelope, reply, source=self.source, reply_to=delivery.reply_to)
+                )
             except Exception as emit_error:  # the broker keeps the message; the next delivery tries again
                 log.error("could not emit the failure reply", error=repr(emit_error))
                 await self._settle(delivery.nack(requeue=True))
@@ -206,9 +220,9 @@ class Dispatcher:
         if delivery.routing_key:
             names.append(delivery.routing_key.rsplit(".", 1)[-1])
         for spec in self.catalogue:
-            if spec.namespace == self.namespace and spec.kind == "command":
-                if spec.type in names or snake(spec.type) in names:
-                    return spec.model
+            mine = spec.namespace == self.namespace and spec.kind == "command"
+            if mine and (spec.type in names or snake(spec.type) in names):
+                return spec.model
         return None
 
     @staticmethod

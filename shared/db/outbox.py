@@ -10,6 +10,7 @@ publishing a row twice at the same time (``FOR UPDATE SKIP LOCKED``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterable
 
@@ -39,7 +40,8 @@ async def add(conn: asyncpg.Connection, messages: Iterable[Outgoing]) -> int:
     ]
     if rows:
         await conn.executemany(
-            """INSERT INTO outbox (message_id, exchange, routing_key, type, correlation_id, reply_to, mandatory, body)
+            """INSERT INTO outbox
+                   (message_id, exchange, routing_key, type, correlation_id, reply_to, mandatory, body)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
             rows,
         )
@@ -59,7 +61,9 @@ def _outgoing(row: asyncpg.Record) -> Outgoing:
 class OutboxRelay:
     """Publishes outbox rows: at once when woken by this process, else every poll interval."""
 
-    def __init__(self, pool: asyncpg.Pool, bus, *, batch: int = 200, poll_interval: float = 1.0, metrics: Metrics):
+    def __init__(
+        self, pool: asyncpg.Pool, bus, *, batch: int = 200, poll_interval: float = 1.0, metrics: Metrics
+    ):
         self.pool = pool
         self.bus = bus
         self.batch = batch
@@ -85,10 +89,8 @@ class OutboxRelay:
                 continue
             if published < self.batch:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                except TimeoutError:
-                    pass
 
     async def publish_pending(self) -> int:
         """One batch: publish, wait for every confirm, delete what was confirmed."""
@@ -101,7 +103,9 @@ class OutboxRelay:
             if not rows:
                 self.metrics.outbox_pending.set(0)
                 return 0
-            results = await asyncio.gather(*(self.bus.publish(_outgoing(r)) for r in rows), return_exceptions=True)
+            results = await asyncio.gather(
+                *(self.bus.publish(_outgoing(r)) for r in rows), return_exceptions=True
+            )
             confirmed = [r["id"] for r, result in zip(rows, results, strict=True) if result is None]
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", confirmed)
         self.metrics.published.inc(len(confirmed))

@@ -1,0 +1,1 @@
+CREATE TABLE ticks (n int NOT NULL);

@@ -1,0 +1,4 @@
+from shared.service import main
+from tests.integration.probe import build
+
+main(build)

@@ -1,0 +1,184 @@
+"""The dispatcher's failure classes, with an in-memory delivery and in-memory effects."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import pytest
+
+from contracts.base import Command, Succeeded
+from contracts.catalogue import CATALOGUE, specs_of
+from contracts.envelope import Envelope
+from contracts.topology import QueueSpec
+from shared.bus.dispatcher import Dispatcher, RetryPolicy
+from shared.errors import DomainError
+from shared.messaging import HandlerContext, call_handler
+from shared.metrics import Metrics
+
+
+class Ping(Command):
+    """Test command."""
+
+    service: ClassVar[str] = "unit"
+    text: str
+
+
+class PingSucceeded(Succeeded):
+    """Test reply."""
+
+    text: str
+
+
+CAT = CATALOGUE.extend(specs_of("unit", sys.modules[__name__]))
+
+
+@dataclass
+class FakeDelivery:
+    body: bytes
+    type: str | None = "Ping"
+    routing_key: str = "unit.ping"
+    message_id: str | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    app_id: str | None = "test"
+    headers: dict = field(default_factory=dict)
+    settled: list = field(default_factory=list)
+
+    async def ack(self):
+        self.settled.append("ack")
+
+    async def nack(self, requeue: bool = True):
+        self.settled.append(("nack", requeue))
+
+    async def reject(self, requeue: bool = False):
+        self.settled.append(("reject", requeue))
+
+
+class FakeEffects:
+    """Runs the handler like the real effects do, keeping what would be published."""
+
+    def __init__(self):
+        self.published: list = []
+
+    async def apply(self, envelope, spec, message, handler, reply_to):
+        ctx = HandlerContext(envelope, "unit", reply_to=reply_to)
+        outcome = await call_handler(handler, spec, message, ctx)
+        self.published.extend(ctx.outgoing)
+        return outcome
+
+    async def emit(self, outgoing):
+        self.published.extend(outgoing)
+
+
+def dispatcher(handler, *, limit: int = 3) -> tuple[Dispatcher, FakeEffects]:
+    effects = FakeEffects()
+    d = Dispatcher(
+        consumer="unit",
+        source="unit",
+        queue=QueueSpec("unit.commands", delivery_limit=limit),
+        catalogue=CAT,
+        handlers={Ping: handler},
+        effects=effects,
+        metrics=Metrics(),
+        namespace="unit",
+        retry=RetryPolicy(base=0.001, cap=0.001),
+    )
+    return d, effects
+
+
+def delivery_of(command: Command, **kw) -> FakeDelivery:
+    envelope = Envelope.wrap(command, source="test", correlation_id=uuid.uuid4())
+    return FakeDelivery(envelope.to_bytes(), message_id=str(envelope.message_id), **kw)
+
+
+async def echo(cmd: Ping, ctx: HandlerContext) -> PingSucceeded:
+    return PingSucceeded(text=cmd.text)
+
+
+async def test_handled_command_is_acked_after_its_reply_is_committed():
+    d, effects = dispatcher(echo)
+    delivery = delivery_of(Ping(text="hi"), reply_to="caller.replies")
+    await d(delivery)
+    assert delivery.settled == ["ack"]
+    assert [(o.exchange, o.routing_key) for o in effects.published] == [
+        ("snapdeploy.events", "unit.ping_succeeded"),
+        ("", "caller.replies"),
+    ]
+    assert effects.published[0].envelope.payload == {"text": "hi"}
+
+
+async def test_domain_error_is_a_failed_reply_not_a_retry():
+    async def refuse(cmd, ctx):
+        ctx.emit(PingSucceeded(text="must not be published"))
+        raise DomainError(536, "resource in use", fault="ResourceInUse")
+
+    d, effects = dispatcher(refuse)
+    delivery = delivery_of(Ping(text="x"))
+    await d(delivery)
+    assert delivery.settled == ["ack"]
+    [reply] = effects.published
+    assert reply.envelope.type == "PingFailed"
+    assert reply.envelope.payload["error_code"] == 536
+    assert reply.envelope.payload["fault"] == "ResourceInUse"
+
+
+async def test_invalid_payload_is_rejected_with_a_431_reply():
+    d, effects = dispatcher(echo)
+    envelope = Envelope.wrap(Ping(text="x"), source="test").model_copy(update={"payload": {"txt": "typo"}})
+    delivery = FakeDelivery(envelope.to_bytes(), message_id=str(envelope.message_id))
+    await d(delivery)
+    assert delivery.settled == [("reject", False)]
+    [reply] = effects.published
+    assert reply.envelope.type == "PingFailed"
+    assert reply.envelope.payload["error_code"] == 431
+    assert "text: Field required" in reply.envelope.payload["error_text"]
+    assert reply.envelope.causation_id == envelope.message_id
+
+
+async def test_unreadable_bytes_are_rejected_and_answered_from_the_amqp_properties():
+    d, effects = dispatcher(echo)
+    job = uuid.uuid4()
+    delivery = FakeDelivery(b"\x00garbage", type=None, correlation_id=str(job))
+    await d(delivery)
+    assert delivery.settled == [("reject", False)]
+    assert effects.published[0].envelope.type == "PingFailed"
+    assert effects.published[0].envelope.correlation_id == job
+
+
+async def test_transient_failure_is_retried_then_dead_lettered_with_a_retryable_reply():
+    async def broken(cmd, ctx):
+        raise ConnectionError("database unreachable")
+
+    d, effects = dispatcher(broken, limit=3)
+    first = delivery_of(Ping(text="x"))
+    await d(first)
+    assert first.settled == [("nack", True)] and effects.published == []
+    last = delivery_of(Ping(text="x"), headers={"x-delivery-count": 2})
+    await d(last)
+    assert last.settled == [("reject", False)]
+    [reply] = effects.published
+    assert reply.envelope.payload["retryable"] is True
+    assert "gave up after 3 attempts: database unreachable" in reply.envelope.payload["error_text"]
+
+
+async def test_handler_returning_the_wrong_reply_type_is_a_bug_not_a_success():
+    async def wrong(cmd, ctx):
+        return None
+
+    d, effects = dispatcher(wrong, limit=1)
+    delivery = delivery_of(Ping(text="x"))
+    await d(delivery)
+    assert delivery.settled == [("reject", False)]
+    assert "returned NoneType, not PingSucceeded" in effects.published[0].envelope.payload["error_text"]
+
+
+@pytest.mark.parametrize("limit", [1, 5])
+async def test_consumer_keeps_going_after_a_bad_message(limit):
+    d, _ = dispatcher(echo, limit=limit)
+    await d(FakeDelivery(b"{}", type="Nope"))
+    good = delivery_of(Ping(text="next"))
+    await d(good)
+    assert good.settled == ["ack"]
