@@ -53,8 +53,9 @@ $(VCSIM): $(wildcard tests/vcsim/*.go)
 	mkdir -p build
 	cd tests/vcsim && GO111MODULE=off GOPATH=$(GOPATH_DEBIAN) go build -o ../../$(VCSIM) .
 
-bench: install services ## benchmarks; each prints ratios against a baseline measured in the same run
+bench: install services vcsim ## benchmarks; each prints ratios against a baseline measured in the same run
 	$(BIN)/python -m bench.bus_throughput
+	$(BIN)/python -m bench.agent_concurrency
 
 clean: ## remove the virtualenv and build output
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

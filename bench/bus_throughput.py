@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import time
 import uuid
@@ -24,6 +23,7 @@ from typing import ClassVar
 import aio_pika
 import asyncpg
 
+from bench.support import scratch_vhost
 from contracts.base import Command, Succeeded
 from contracts.catalogue import CATALOGUE, specs_of
 from contracts.envelope import Envelope
@@ -73,10 +73,6 @@ class CountingEffects(TransactionalEffects):
         return outcome
 
 
-def ctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True)
-
-
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds else float("inf")
 
@@ -117,14 +113,10 @@ async def raw_consume(url: str, queue: str, n: int, prefetch: int) -> float:
     return rate(n, elapsed)
 
 
-async def main(n: int) -> None:
+async def main(url: str, n: int) -> None:
     snap_logging.configure("bench", "WARNING")  # one JSON line per message would measure stdout, not the bus
     settings = ServiceSettings()
-    vhost = f"snapdeploy-bench-{uuid.uuid4().hex[:8]}"
     database = f"snapdeploy_bench_{uuid.uuid4().hex[:8]}"
-    ctl("add_vhost", vhost)
-    ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    url = settings.amqp_url.rsplit("/", 1)[0] + "/" + vhost
     admin_url = settings.database_url.rsplit("/", 1)[0] + "/postgres"
     db_url = settings.database_url.rsplit("/", 1)[0] + "/" + database
     admin = await asyncpg.connect(admin_url)
@@ -191,10 +183,10 @@ async def main(n: int) -> None:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
-        ctl("delete_vhost", vhost)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=3000)
-    asyncio.run(main(parser.parse_args().messages))
+    with scratch_vhost() as url:
+        asyncio.run(main(url, parser.parse_args().messages))

@@ -40,6 +40,7 @@ class Consumes:
 
     queue: QueueSpec
     namespace: str | None = None
+    prefetch: int | None = None  # else the PREFETCH setting
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Runtime:
 
 
 Job = Callable[[Runtime], Awaitable[None]]
+Hook = Callable[[Runtime], Awaitable[None]]
 
 
 @dataclass
@@ -67,6 +69,10 @@ class ServiceDefinition:
     catalogue: Catalogue = CATALOGUE
     declares: Sequence[QueueSpec] = field(default_factory=lambda: TOPOLOGY.queues)
     jobs: Sequence[Job] = ()
+    # Run after the database and bus are up and before consuming starts (e.g. log in to vCenter),
+    # and after consuming has stopped (log out).
+    startup: Sequence[Hook] = ()
+    cleanup: Sequence[Hook] = ()
 
 
 class Service:
@@ -107,6 +113,8 @@ class Service:
             else:
                 effects = DirectEffects(bus, source=d.name)
 
+            for hook in d.startup:
+                await hook(runtime)
             http_runner, runtime.http_port = await serve(
                 health_app(self._checks(runtime), self.metrics), s.http_host, s.http_port
             )
@@ -124,7 +132,9 @@ class Service:
                     retry=RetryPolicy(s.retry_backoff_base, s.retry_backoff_max),
                 )
                 dispatchers.append(dispatcher)
-                consumers.append(await bus.consume(consumes.queue, dispatcher, prefetch=s.prefetch))
+                consumers.append(
+                    await bus.consume(consumes.queue, dispatcher, prefetch=consumes.prefetch or s.prefetch)
+                )
             tasks.extend(asyncio.create_task(job(runtime), name=job.__name__) for job in d.jobs)
             log.info(
                 "service started", http_port=runtime.http_port, queues=[c.queue.name for c in d.consumes]
@@ -159,6 +169,9 @@ class Service:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for hook in d.cleanup:
+                with contextlib.suppress(Exception):
+                    await hook(runtime)
             if http_runner:
                 await http_runner.cleanup()
             with contextlib.suppress(Exception):

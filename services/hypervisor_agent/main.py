@@ -1,26 +1,84 @@
-"""Composition root of the hypervisor agent of one zone."""
+"""Composition root of the hypervisor agent of one zone (one vCenter datacenter)."""
 
 from __future__ import annotations
 
+import asyncio
+
+import structlog
 from pydantic import Field
 
 from contracts.topology import agent_commands_queue
-from services.hypervisor_agent.handlers import HANDLERS
-from shared.service import Consumes, ServiceDefinition
+from services.hypervisor_agent.handlers import Agent, handlers
+from services.hypervisor_agent.vsphere.session import VsphereSession
+from services.hypervisor_agent.worker import VcenterWorker
+from shared.service import Consumes, Runtime, ServiceDefinition
 from shared.settings import ServiceSettings
+
+log = structlog.get_logger("agent")
 
 
 class AgentSettings(ServiceSettings):
     http_port: int = 8083
     zone_id: str = Field(default="zone1", description="Zone this agent serves (queue agent.<zone>.commands).")
+    vcenter_url: str = Field(
+        default="https://user:pass@127.0.0.1:8989/sdk", description="vCenter SDK URL with credentials."
+    )
+    vcenter_datacenter: str = Field(default="DC0", description="The datacenter that is this zone.")
+    vcenter_insecure: bool = Field(default=False, description="Skip certificate checks (opt-out per zone).")
+    vcenter_threads: int = Field(default=16, ge=1, description="Worker threads running pyvmomi calls.")
+    vcenter_tasks_per_host: int = Field(default=8, ge=1)
+    vcenter_tasks_per_datastore: int = Field(default=8, ge=1)
+    vcenter_task_timeout: float = Field(
+        default=1800.0, gt=0, description="Seconds one vCenter task may take."
+    )
+    vcenter_keepalive: float = Field(default=300.0, gt=0, description="Seconds between session keep-alives.")
 
 
 def build() -> tuple[ServiceDefinition, AgentSettings]:
     settings = AgentSettings()
+    agent = Agent(zone_id=settings.zone_id, task_timeout=settings.vcenter_task_timeout)
+    session = VsphereSession(
+        settings.vcenter_url,
+        datacenter=settings.vcenter_datacenter,
+        verify_ssl=not settings.vcenter_insecure,
+        keepalive_interval=settings.vcenter_keepalive,
+    )
+
+    async def connect(runtime: Runtime) -> None:
+        agent.bus = runtime.bus
+        agent.worker = VcenterWorker(
+            session,
+            threads=settings.vcenter_threads,
+            per_host=settings.vcenter_tasks_per_host,
+            per_datastore=settings.vcenter_tasks_per_datastore,
+        )
+        await asyncio.to_thread(session.connect)
+        log.info("vCenter session open", datacenter=settings.vcenter_datacenter, zone=settings.zone_id)
+
+    async def disconnect(runtime: Runtime) -> None:
+        await asyncio.to_thread(session.close)
+        agent.worker.shutdown()
+
+    async def keepalive(runtime: Runtime) -> None:
+        while True:
+            await asyncio.sleep(settings.vcenter_keepalive)
+            try:
+                await agent.worker.run(lambda s: s.keepalive())
+            except Exception as error:  # the next command logs in again
+                log.warning("vCenter keep-alive failed", error=repr(error))
+
     definition = ServiceDefinition(
-        name="hypervisor_agent",
-        handlers=HANDLERS,
-        consumes=[Consumes(agent_commands_queue(settings.zone_id), namespace="agent")],
+        name="agent",
+        handlers=handlers(agent),
+        # Prefetch matches the worker pool: no delivery waits unacked behind a full pool.
+        consumes=[
+            Consumes(
+                agent_commands_queue(settings.zone_id), namespace="agent", prefetch=settings.vcenter_threads
+            )
+        ],
         uses_database=False,
+        startup=[connect],
+        cleanup=[disconnect],
+        jobs=[keepalive],
     )
     return definition, settings

@@ -1,0 +1,109 @@
+"""Linked clones of a seeded template, made from its base snapshot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyVmomi import vim
+
+from contracts.vsphere import DiskConfig
+from services.hypervisor_agent.vsphere import datastore as files
+from services.hypervisor_agent.vsphere import devices, inventory, vm_ops
+from services.hypervisor_agent.vsphere.faults import (
+    DuplicateName,
+    InvalidRequest,
+    TaskTimeout,
+    VsphereError,
+    cleanup_step,
+)
+from services.hypervisor_agent.vsphere.inventory import SNAPDEPLOY_KEY
+from services.hypervisor_agent.vsphere.session import VsphereSession
+from services.hypervisor_agent.vsphere.snapshot_ops import snapshot_config
+from services.hypervisor_agent.vsphere.tasks import Report, run_task
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    vm_ref: str
+    vm_name: str
+    root_disk: DiskConfig
+
+
+def clone_from_snapshot(
+    session: VsphereSession,
+    *,
+    vm_id: str,
+    vm_name: str,
+    template_ref: str,
+    base_snapshot_ref: str,
+    host_ref: str,
+    datastore: str,
+    report: Report,
+    timeout: float,
+) -> CloneResult:
+    """Linked clone of a template from its base snapshot onto a host and datastore, powered off, without NICs.
+
+    The VM name is the lock: a VM of that name with this ``snapdeploy.id`` is the result of an
+    earlier call and is returned; one with another id is a DuplicateName error. A clone that
+    fails on DuplicateName while a twin delivery's clone made ours returns that VM. In-flight
+    clones are not waited for by entity: every clone of a shared template runs on that
+    template, so waiting would serialise concurrent deployments.
+    """
+    if (existing := inventory.find_own_vm(session, vm_name, vm_id)) is not None:
+        return _clone_result(session, existing, vm_name)
+    template = inventory.vm_by_ref(session, template_ref)
+    base_config, base = snapshot_config(session, template_ref, base_snapshot_ref)
+    host = inventory.host_by_ref(session, host_ref)
+    pool = inventory.host_root_pool(session, host)
+    target = files.require_datastore(session, datastore)
+    spec = vim.vm.CloneSpec(
+        location=vim.vm.RelocateSpec(
+            diskMoveType="createNewChildDiskBacking", host=host, datastore=target, pool=pool
+        ),
+        snapshot=base.snapshot,
+        template=False,
+        powerOn=False,
+        config=vim.vm.ConfigSpec(
+            extraConfig=[vim.option.OptionValue(key=SNAPDEPLOY_KEY, value=vm_id)],
+            # the clone starts from the base snapshot's devices: drop its NICs
+            deviceChange=[
+                devices.remove(nic) for nic in devices.nics(base_config.get("config.hardware.device") or [])
+            ],
+        ),
+    )
+    folder = inventory.vm_folder(session)
+    try:
+        outcome = run_task(
+            session,
+            lambda si: template.CloneVM_Task(folder=folder, name=vm_name, spec=spec),
+            timeout=timeout,
+            report=report,
+            name="CloneVM_Task",
+            entity=template,
+        )
+    except DuplicateName:
+        if (twin := inventory.find_own_vm(session, vm_name, vm_id)) is not None:
+            return _clone_result(session, twin, vm_name)
+        raise
+    except TaskTimeout:
+        raise  # the clone may still finish: a repeated call finds it by name
+    except VsphereError:
+        # vCenter normally removes a failed clone; make sure nothing of ours is left by that name.
+        cleanup_step(lambda: _destroy_own_vm(session, vm_name, vm_id, report, timeout))
+        raise
+    return _clone_result(session, outcome.result, vm_name)
+
+
+def _clone_result(session: VsphereSession, vm: vim.VirtualMachine, name: str) -> CloneResult:
+    device_list = list(
+        inventory.require_vm(session, vm, ["config.hardware.device"])["config.hardware.device"]
+    )
+    root = devices.root_disk(device_list)
+    if root is None:
+        raise InvalidRequest(f"clone {name} has no disk", fault="InvalidState")
+    return CloneResult(vm_ref=vm._moId, vm_name=name, root_disk=devices.describe_disk(device_list, root))
+
+
+def _destroy_own_vm(session: VsphereSession, name: str, vm_id: str, report: Report, timeout: float) -> None:
+    if (partial := inventory.find_own_vm(session, name, vm_id)) is not None:
+        vm_ops.destroy(session, partial, report=report, timeout=timeout)

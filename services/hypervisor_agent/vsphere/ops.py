@@ -1,0 +1,54 @@
+"""The vCenter operations the agent's handlers call, one per command.
+
+Every operation is a blocking function (run it in the worker pool), takes the session first
+and ``report`` / ``timeout`` keywords, reports every vCenter task it runs, raises only
+``VsphereError``, is idempotent (deterministic names, ``snapdeploy.id`` in extraConfig), and
+removes what it half-made before raising.
+"""
+
+from services.hypervisor_agent.vsphere.clone_ops import CloneResult, clone_from_snapshot
+from services.hypervisor_agent.vsphere.disk_ops import (
+    VolumeCopyResult,
+    attach_disk,
+    copy_volume_from_snapshot,
+    delete_disk,
+    detach_disk,
+    extend_disk,
+)
+from services.hypervisor_agent.vsphere.snapshot_ops import (
+    create_snapshot,
+    get_snapshot_config,
+    remove_snapshot,
+)
+from services.hypervisor_agent.vsphere.template_ops import SeedResult, delete_template, seed_template
+from services.hypervisor_agent.vsphere.vm_ops import (
+    attach_nic,
+    destroy_vm,
+    detach_nic,
+    power_off,
+    power_on,
+    reconfigure_vm,
+)
+
+__all__ = [
+    "CloneResult",
+    "SeedResult",
+    "VolumeCopyResult",
+    "attach_disk",
+    "attach_nic",
+    "clone_from_snapshot",
+    "copy_volume_from_snapshot",
+    "create_snapshot",
+    "delete_disk",
+    "delete_template",
+    "destroy_vm",
+    "detach_disk",
+    "detach_nic",
+    "extend_disk",
+    "get_snapshot_config",
+    "power_off",
+    "power_on",
+    "reconfigure_vm",
+    "remove_snapshot",
+    "seed_template",
+]

@@ -1,0 +1,208 @@
+"""A VM's lifecycle after it exists: shape, NICs, power, destroy."""
+
+from __future__ import annotations
+
+from pyVmomi import vim
+
+from services.hypervisor_agent.vsphere import devices, inventory, props
+from services.hypervisor_agent.vsphere.faults import FileMissing, InvalidRequest
+from services.hypervisor_agent.vsphere.session import VsphereSession
+from services.hypervisor_agent.vsphere.tasks import Deadline, Report, run_task, running_tasks, wait_quietly
+
+POWERED_ON = vim.VirtualMachine.PowerState.poweredOn
+POWERED_OFF = vim.VirtualMachine.PowerState.poweredOff
+
+
+def reconfigure(
+    session: VsphereSession,
+    vm: vim.VirtualMachine,
+    spec: vim.vm.ConfigSpec,
+    *,
+    report: Report,
+    timeout: float,
+) -> None:
+    run_task(
+        session,
+        lambda si: vm.ReconfigVM_Task(spec=spec),
+        timeout=timeout,
+        report=report,
+        name="ReconfigVM_Task",
+        entity=vm,
+    )
+
+
+def reconfigure_vm(
+    session: VsphereSession,
+    vm_ref: str,
+    *,
+    num_cpus: int,
+    cores_per_socket: int = 1,
+    memory_mb: int,
+    cpu_mhz: int | None = None,
+    report: Report,
+    timeout: float,
+) -> None:
+    """Give the VM that many vCPUs, cores per socket, memory and CPU reservation (no task if it has them)."""
+    vm = inventory.vm_by_ref(session, vm_ref)
+    now = inventory.require_vm(
+        session,
+        vm,
+        [
+            "config.hardware.numCPU",
+            "config.hardware.numCoresPerSocket",
+            "config.hardware.memoryMB",
+            "config.cpuAllocation.reservation",
+        ],
+    )
+    wanted = {
+        "config.hardware.numCPU": num_cpus,
+        "config.hardware.numCoresPerSocket": cores_per_socket,
+        "config.hardware.memoryMB": memory_mb,
+    }
+    if cpu_mhz is not None:
+        wanted["config.cpuAllocation.reservation"] = cpu_mhz
+    if all(now.get(path) == value for path, value in wanted.items()):
+        return
+    spec = vim.vm.ConfigSpec(numCPUs=num_cpus, numCoresPerSocket=cores_per_socket, memoryMB=memory_mb)
+    if cpu_mhz is not None:
+        spec.cpuAllocation = vim.ResourceAllocationInfo(reservation=cpu_mhz)
+    reconfigure(session, vm, spec, report=report, timeout=timeout)
+
+
+def attach_nic(
+    session: VsphereSession,
+    vm_ref: str,
+    *,
+    nic_id: str,
+    network: str,
+    adapter_type: str = "vmxnet3",
+    mac: str | None = None,
+    report: Report,
+    timeout: float,
+) -> tuple[int, str]:
+    """Add a NIC on a port group of the VM's host; returns (device key, MAC).
+
+    Idempotent through the MAC: without one given, it is derived from ``nic_id``, and a VM
+    that already has a NIC with that MAC gets nothing new.
+    """
+    vm = inventory.vm_by_ref(session, vm_ref)
+    mac = (mac or devices.deterministic_mac(nic_id)).lower()
+    values = inventory.require_vm(session, vm, ["config.hardware.device", "runtime.host"])
+    if (key := _nic_key(values, mac)) is not None:
+        return key, mac
+    _require_port_group(session, values.get("runtime.host"), network)
+    nic = devices.new_nic(network=network, adapter=adapter_type, mac=mac)
+    reconfigure(
+        session, vm, vim.vm.ConfigSpec(deviceChange=[devices.add(nic)]), report=report, timeout=timeout
+    )
+    key = _nic_key(inventory.require_vm(session, vm, ["config.hardware.device"]), mac)
+    if key is None:
+        raise InvalidRequest(f"NIC {mac} was added to VM {vm_ref} but is not on it", fault="NotFound")
+    return key, mac
+
+
+def detach_nic(session: VsphereSession, vm_ref: str, *, mac: str, report: Report, timeout: float) -> None:
+    """Remove the NIC with that MAC; a VM without it is fine."""
+    vm = inventory.vm_by_ref(session, vm_ref)
+    values = inventory.require_vm(session, vm, ["config.hardware.device"])
+    nic = next(
+        (
+            n
+            for n in devices.nics(values.get("config.hardware.device") or [])
+            if (n.macAddress or "").lower() == mac.lower()
+        ),
+        None,
+    )
+    if nic is None:
+        return
+    reconfigure(
+        session, vm, vim.vm.ConfigSpec(deviceChange=[devices.remove(nic)]), report=report, timeout=timeout
+    )
+
+
+def power_on(session: VsphereSession, vm_ref: str, *, report: Report, timeout: float) -> str | None:
+    """Power the VM on (already on: no task); returns the ref of the host it runs on."""
+    vm = inventory.vm_by_ref(session, vm_ref)
+    if inventory.require_vm(session, vm, ["runtime.powerState"])["runtime.powerState"] != POWERED_ON:
+        run_task(
+            session,
+            lambda si: vm.PowerOnVM_Task(),
+            timeout=timeout,
+            report=report,
+            name="PowerOnVM_Task",
+            entity=vm,
+        )
+    host = inventory.require_vm(session, vm, ["runtime.host"]).get("runtime.host")
+    return host._moId if host is not None else None
+
+
+def power_off(session: VsphereSession, vm_ref: str, *, report: Report, timeout: float) -> None:
+    """Power the VM off (already off: no task)."""
+    vm = inventory.vm_by_ref(session, vm_ref)
+    if inventory.require_vm(session, vm, ["runtime.powerState"])["runtime.powerState"] != POWERED_OFF:
+        run_task(
+            session,
+            lambda si: vm.PowerOffVM_Task(),
+            timeout=timeout,
+            report=report,
+            name="PowerOffVM_Task",
+            entity=vm,
+        )
+
+
+def destroy_vm(session: VsphereSession, vm_ref: str, *, report: Report, timeout: float) -> None:
+    """Power off and destroy a VM or template with the files in its own folder. A missing VM is fine."""
+    destroy(session, inventory.vm_by_ref(session, vm_ref), report=report, timeout=timeout)
+
+
+def destroy(session: VsphereSession, vm: vim.VirtualMachine, *, report: Report, timeout: float) -> None:
+    deadline = Deadline(timeout)
+    values = inventory.read_vm(session, vm, ["runtime.powerState"])
+    if values is None:
+        return
+    if in_flight := running_tasks(session, vm, "Destroy_Task"):
+        wait_quietly(session, in_flight, timeout=deadline.left())
+        if inventory.read_vm(session, vm, ["name"]) is None:
+            return
+    try:
+        if values.get("runtime.powerState") == POWERED_ON:
+            run_task(
+                session,
+                lambda si: vm.PowerOffVM_Task(),
+                timeout=deadline.left(),
+                report=report,
+                name="PowerOffVM_Task",
+                entity=vm,
+            )
+        run_task(
+            session,
+            lambda si: vm.Destroy_Task(),
+            timeout=deadline.left(),
+            report=report,
+            name="Destroy_Task",
+            entity=vm,
+        )
+    except FileMissing:
+        if inventory.read_vm(session, vm, ["name"]) is not None:
+            raise  # a file of the VM is missing, not the VM
+
+
+def _nic_key(values: dict, mac: str) -> int | None:
+    nics = devices.nics(values.get("config.hardware.device") or [])
+    return next((n.key for n in nics if (n.macAddress or "").lower() == mac), None)
+
+
+def _require_port_group(session: VsphereSession, host: vim.HostSystem | None, network: str) -> None:
+    if host is None:
+        raise InvalidRequest(
+            f"VM has no host, so port group {network!r} cannot be checked", fault="InvalidState"
+        )
+
+    def names(si: vim.ServiceInstance) -> tuple[str, set[str]]:
+        values = props.fetch(session.content, host, ["name", "network"]) or {}
+        found = props.fetch_many(session.content, list(values.get("network") or []), ["name"])
+        return values.get("name", host._moId), {v.get("name") for v in found.values()}
+
+    host_name, port_groups = session.call(names)
+    if network not in port_groups:
+        raise InvalidRequest(f"port group {network!r} not found on host {host_name}", fault="NotFound")
