@@ -77,3 +77,11 @@ class ResourceStateChanged(Event):
     old_state: str | None
     new_state: str
     reason: str | None = None
+
+
+class QueryFailed(Event):
+    """A query could not be answered (bad filter, unknown id); sent to the caller's reply-to."""
+
+    query: str
+    error_code: int
+    error_text: str

@@ -8,6 +8,8 @@ vCenter itself, and what it emits is published with confirms before the delivery
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from contracts.base import Message
@@ -43,6 +45,11 @@ class TransactionalEffects:
             await outbox.add(conn, outgoing)
         self.relay.wake()
 
+    async def read(self, envelope: Envelope, message: Message, handler: Handler) -> Any:
+        """Answer a query in a read-only transaction (one consistent view, no writes)."""
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
+            return await handler(message, HandlerContext(envelope, self.source, conn=conn))
+
 
 class DirectEffects:
     def __init__(self, bus, *, source: str):
@@ -60,3 +67,6 @@ class DirectEffects:
     async def emit(self, outgoing: list[Outgoing]) -> None:
         for out in outgoing:
             await self.bus.publish_until_confirmed(out)
+
+    async def read(self, envelope: Envelope, message: Message, handler: Handler) -> Any:
+        return await handler(message, HandlerContext(envelope, self.source))

@@ -22,6 +22,7 @@ from contracts.topology import TOPOLOGY, QueueSpec
 from shared import logging as snap_logging
 from shared.bus import Bus, Dispatcher
 from shared.bus.dispatcher import RetryPolicy
+from shared.bus.queries import QueryClient
 from shared.db import create_pool
 from shared.db.migrations import migrate
 from shared.db.outbox import OutboxRelay
@@ -53,6 +54,7 @@ class Runtime:
     pool: asyncpg.Pool | None = None
     relay: OutboxRelay | None = None
     http_port: int | None = None
+    queries: QueryClient | None = None
 
 
 Job = Callable[[Runtime], Awaitable[None]]
@@ -99,6 +101,7 @@ class Service:
                     await migrate(conn, d.name, d.migrations)
             await bus.connect()
             await bus.declare([*d.declares, *(c.queue for c in d.consumes)])
+            runtime.queries = QueryClient(bus, source=d.name, catalogue=d.catalogue)
 
             if d.uses_database:
                 runtime.relay = OutboxRelay(
@@ -130,6 +133,7 @@ class Service:
                     metrics=self.metrics,
                     namespace=consumes.namespace,
                     retry=RetryPolicy(s.retry_backoff_base, s.retry_backoff_max),
+                    bus=bus,
                 )
                 dispatchers.append(dispatcher)
                 consumers.append(

@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -28,8 +28,9 @@ from contracts.base import Command, Message, snake
 from contracts.catalogue import Catalogue, MessageSpec, failed_reply
 from contracts.envelope import Envelope
 from contracts.errors import ErrorCode
+from contracts.events import QueryFailed
 from contracts.topology import QueueSpec
-from shared.errors import InvalidMessage
+from shared.errors import DomainError, InvalidMessage
 from shared.messaging import Handler, Handlers, Outgoing, reply_out
 from shared.metrics import Metrics
 
@@ -44,6 +45,8 @@ class Effects(Protocol):
     ) -> str: ...
 
     async def emit(self, outgoing: list[Outgoing]) -> None: ...
+
+    async def read(self, envelope: Envelope, message: Message, handler: Handler) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class Dispatcher:
         metrics: Metrics,
         namespace: str | None = None,
         retry: RetryPolicy | None = None,
+        bus: Any = None,
     ):
         self.consumer = consumer
         self.source = source
@@ -88,6 +92,7 @@ class Dispatcher:
         self.metrics = metrics
         self.namespace = namespace
         self.retry = retry or RetryPolicy()
+        self.bus = bus  # answers to queries go straight back on it
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -148,6 +153,9 @@ class Dispatcher:
             await self._reject_invalid(delivery, str(error))
             return
         structlog.contextvars.bind_contextvars(source=envelope.source)
+        if spec.kind == "query":
+            await self._answer(delivery, envelope, message, handler)
+            return
         attempt = int(delivery.headers.get("x-delivery-count") or 0)
         try:
             outcome = await self.effects.apply(envelope, spec, message, handler, delivery.reply_to)
@@ -158,6 +166,36 @@ class Dispatcher:
         self.metrics.handled.labels(envelope.type, outcome).inc()
         self.metrics.handle_seconds.labels(envelope.type).observe(time.perf_counter() - started)
         log.info("handled", outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+
+    async def _answer(
+        self, delivery: AbstractIncomingMessage, envelope: Envelope, message: Message, handler: Handler
+    ) -> None:
+        """Queries: answer on the caller's reply-to and ack; a failure is an answer too."""
+        try:
+            answer = await self.effects.read(envelope, message, handler)
+            outcome = "ok"
+        except DomainError as error:
+            answer, outcome = (
+                QueryFailed(query=envelope.type, error_code=error.code, error_text=error.text),
+                "failed",
+            )
+        except Exception as error:
+            log.error("query failed", error=repr(error), exc_info=error)
+            answer, outcome = (
+                QueryFailed(query=envelope.type, error_code=530, error_text=str(error)),
+                "failed",
+            )
+        if delivery.reply_to:
+            reply = envelope.caused(answer, source=self.source)
+            try:
+                await self.bus.publish_raw(
+                    "", delivery.reply_to, reply.to_bytes(), message_id=str(reply.message_id),
+                    type=reply.type, correlation_id=delivery.correlation_id,
+                )  # fmt: skip
+            except Exception as error:  # the caller times out and may ask again
+                log.warning("could not send the answer", error=repr(error))
+        await self._settle(delivery.ack())
+        self.metrics.handled.labels(envelope.type, outcome).inc()
 
     async def _reject_invalid(self, delivery: AbstractIncomingMessage, reason: str) -> None:
         command = self._command_of(delivery)

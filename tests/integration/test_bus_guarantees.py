@@ -21,8 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from contracts.envelope import Envelope
 from contracts.topology import COMMANDS
 from shared.bus import Bus
+from shared.bus.queries import QueryClient
+from shared.errors import DomainError
 from shared.messaging import command_out
-from tests.integration.probe import RecordProbe
+from tests.integration.probe import CountEffects, RecordProbe
+from tests.integration.probe import catalogue as probe_catalogue
 from tests.support.observer import Observer, of_type
 from tests.support.processes import ROOT, ServiceProcess
 
@@ -266,3 +269,30 @@ async def test_sigterm_during_a_handler_lets_it_finish_and_ack(service_env, vhos
     assert await effects(database_url, "slow") == ["slow"]
     assert await queue_depth(vhost.url, "probe.commands") == 0
     service.wait_for_log("outbox flushed", timeout=1)
+
+
+async def test_queries_are_answered_on_direct_reply_to_and_failures_are_typed(
+    service_env, vhost, bus, broker
+):
+    service = probe(service_env)
+    try:
+        service.wait_started()
+        async with Observer(vhost.url) as seen:
+            await send(bus, RecordProbe(key="q"))
+            await seen.wait_for(of_type("RecordProbeSucceeded", key="q"))
+        client = QueryClient(bus, source="test", catalogue=probe_catalogue())
+        answer = await client.ask(CountEffects(key="q"))
+        assert (answer.key, answer.count) == ("q", 1)
+        with pytest.raises(DomainError, match="key must not be empty") as refused:
+            await client.ask(CountEffects(key=""))
+        assert refused.value.code == 431
+        await asyncio.to_thread(broker.ctl, "close_all_connections", "-p", vhost.name, "test: chaos")
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:  # the first ask after the cut may be lost with the old channel: ask again
+            try:
+                assert (await client.ask(CountEffects(key="q"), timeout=2)).count == 1
+                break
+            except (TimeoutError, aio_pika.exceptions.AMQPError, RuntimeError):
+                assert asyncio.get_running_loop().time() < deadline, "queries did not recover"
+    finally:
+        assert service.stop() == 0

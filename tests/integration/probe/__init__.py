@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import ClassVar
 
-from contracts.base import Command, Succeeded
+from contracts.base import Command, Query, QueryResult, Succeeded
 from contracts.catalogue import CATALOGUE, specs_of
-from contracts.topology import QueueSpec, commands_queue
+from contracts.topology import QueueSpec, commands_queue, queries_queue
 from shared.errors import DomainError, TransientError
 from shared.messaging import HandlerContext
 from shared.service import Consumes, ServiceDefinition
@@ -50,7 +50,29 @@ async def record_probe(command: RecordProbe, ctx: HandlerContext) -> RecordProbe
     return RecordProbeSucceeded(key=command.key)
 
 
-HANDLERS = {RecordProbe: record_probe}
+class CountEffects(Query):
+    """How many effect rows ``key`` has."""
+
+    service: ClassVar[str] = "probe"
+
+    key: str
+
+
+class CountEffectsResult(QueryResult):
+    """The count."""
+
+    key: str
+    count: int
+
+
+async def count_effects(query: CountEffects, ctx: HandlerContext) -> CountEffectsResult:
+    if not query.key:
+        raise DomainError(431, "key must not be empty")
+    count = await ctx.conn.fetchval("SELECT count(*) FROM effects WHERE key = $1", query.key)
+    return CountEffectsResult(key=query.key, count=count)
+
+
+HANDLERS = {RecordProbe: record_probe, CountEffects: count_effects}
 
 
 class ProbeSettings(ServiceSettings):
@@ -63,14 +85,21 @@ def queue(delivery_limit: int = 10) -> QueueSpec:
     return QueueSpec(spec.name, spec.bindings, delivery_limit=delivery_limit)
 
 
+def catalogue():
+    return CATALOGUE.extend(specs_of("probe", sys.modules[__name__]))
+
+
 def build() -> tuple[ServiceDefinition, ProbeSettings]:
     settings = ProbeSettings()
     definition = ServiceDefinition(
         name="probe",
         handlers=HANDLERS,
-        consumes=[Consumes(queue(settings.probe_delivery_limit), namespace="probe")],
+        consumes=[
+            Consumes(queue(settings.probe_delivery_limit), namespace="probe"),
+            Consumes(queries_queue("probe"), namespace="probe"),
+        ],
         migrations=Path(__file__).with_name("migrations"),
-        catalogue=CATALOGUE.extend(specs_of("probe", sys.modules[__name__])),
+        catalogue=catalogue(),
         declares=(),
     )
     return definition, settings

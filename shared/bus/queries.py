@@ -1,0 +1,81 @@
+"""Queries over the bus: request/reply through RabbitMQ's direct reply-to.
+
+A query is published to ``snapdeploy.queries`` with ``reply_to = amq.rabbitmq.reply-to`` and
+``correlation_id`` = its message id; the answering service publishes the result (or a
+``QueryFailed``) straight back. Queries are side-effect free, so nothing is stored: a lost
+answer is a timeout, and asking again is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from contracts.base import Query, QueryResult
+from contracts.catalogue import CATALOGUE, Catalogue
+from contracts.envelope import SYSTEM, Actor, Envelope
+from contracts.topology import QUERIES, query_routing_key
+from shared.errors import DomainError
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+class QueryClient:
+    """Ask another service a question and wait (with a deadline) for its answer."""
+
+    def __init__(self, bus, *, source: str, catalogue: Catalogue = CATALOGUE):
+        self.bus = bus
+        self.source = source
+        self.catalogue = catalogue
+        self._channel: AbstractChannel | None = None
+        self._waiting: dict[str, asyncio.Future[Envelope]] = {}
+        self._lock = asyncio.Lock()
+
+    async def _ready_channel(self) -> AbstractChannel:
+        # Direct reply-to needs the consumer and the publisher on one channel; a new one is
+        # opened whenever the last was lost with its connection.
+        async with self._lock:
+            if self._channel is None or self._channel.is_closed:
+                self._channel = await self.bus.connection.channel()
+                replies = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+                await replies.consume(self._on_reply, no_ack=True)
+            return self._channel
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        waiter = self._waiting.pop(message.correlation_id or "", None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(Envelope.model_validate_json(message.body))
+
+    async def ask(self, query: Query, *, timeout: float = 10.0, actor: Actor = SYSTEM) -> QueryResult:
+        """The typed answer; ``QueryFailed`` raises ``DomainError``; no answer in time raises TimeoutError."""
+        envelope = Envelope.wrap(query, source=self.source, actor=actor)
+        key = str(envelope.message_id)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[key] = waiter
+        try:
+            channel = await self._ready_channel()
+            exchange = await channel.get_exchange(QUERIES.name, ensure=False)
+            await exchange.publish(
+                aio_pika.Message(
+                    envelope.to_bytes(),
+                    content_type="application/json",
+                    message_id=key,
+                    correlation_id=key,
+                    type=envelope.type,
+                    reply_to=DIRECT_REPLY_TO,
+                    app_id=self.source,
+                ),
+                routing_key=query_routing_key(query),
+                mandatory=True,
+            )
+            answer = await asyncio.wait_for(waiter, timeout)
+        finally:
+            self._waiting.pop(key, None)
+        if answer.type == "QueryFailed":
+            raise DomainError(answer.payload["error_code"], answer.payload["error_text"])
+        spec = self.catalogue.resolve(answer.type, answer.source)
+        if spec is None:
+            raise DomainError(530, f"unknown answer type {answer.type} to {query.type_name()}")
+        return spec.model.model_validate(answer.payload)
