@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.base import Command, Succeeded
+from contracts.base import Command, Query, QueryResult, Succeeded
+from contracts.vsphere import DiskConfig
 
 
 class StorageCommand(Command):
@@ -102,3 +104,176 @@ class DeleteVolumeSucceeded(Succeeded):
     """The volume is marked Destroy."""
 
     volume_id: uuid.UUID
+
+
+# -- what storage is told about VMs and their snapshots (by the planner) ---------------------------
+
+
+class VmVolume(BaseModel):
+    """One disk of a VM as a volume: its snapdeploy id and where it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    volume_id: uuid.UUID
+    type: Literal["ROOT", "DATADISK"]
+    disk: DiskConfig
+    disk_offering_id: uuid.UUID | None = None
+    template_id: uuid.UUID | None = None
+    iso_id: uuid.UUID | None = None
+
+
+class RecordVirtualMachine(StorageCommand):
+    """A VM now belongs to an account (adopted from vCenter, or deployed): record its disks as volumes.
+
+    Idempotent; volumes already recorded are kept as they are."""
+
+    vm_id: uuid.UUID
+    account_id: uuid.UUID
+    zone_id: str
+    vm_ref: str
+    name: str
+    hypervisor: str = "VMware"
+    volumes: list[VmVolume]
+
+
+class RecordVirtualMachineSucceeded(Succeeded):
+    """Storage knows the VM and its volumes."""
+
+    vm_id: uuid.UUID
+    volume_ids: list[uuid.UUID]
+
+
+class RecordVmSnapshot(StorageCommand):
+    """A VM snapshot exists, with its disks as they were at the snapshot (their files hold those bytes).
+
+    Sent before any seeding or volume creation from it, so storage always knows the snapshot first."""
+
+    vm_snapshot_id: uuid.UUID
+    vm_id: uuid.UUID
+    account_id: uuid.UUID
+    zone_id: str
+    vm_ref: str
+    snapshot_ref: str
+    name: str
+    hypervisor: str = "VMware"
+    disks: list[DiskConfig]
+
+
+class RecordVmSnapshotSucceeded(Succeeded):
+    """Storage knows the VM snapshot."""
+
+    vm_snapshot_id: uuid.UUID
+
+
+class ForgetVmSnapshot(StorageCommand):
+    """The VM snapshot is gone: its seeds are collected once no linked clone hangs from them."""
+
+    vm_snapshot_id: uuid.UUID
+
+
+class ForgetVmSnapshotSucceeded(Succeeded):
+    """The VM snapshot is forgotten; its seeds are marked for collection."""
+
+    vm_snapshot_id: uuid.UUID
+    seeds_marked: int
+
+
+# -- queries -----------------------------------------------------------------------------------------
+
+
+class StoragePool(BaseModel):
+    """A primary storage pool (one datastore) with its capacity figures, in bytes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    name: str
+    zone_id: str
+    capacity_bytes: int
+    free_bytes: int = Field(description="Free space vCenter reports.")
+    allocated_bytes: int = Field(description="Seeds (full size), volumes and reservations snapdeploy counts.")
+    allocation_limit_bytes: int = Field(description="capacity x over-provisioning factor.")
+    hosts: list[str]
+
+
+class Volume(BaseModel):
+    """A volume as the storage service knows it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    name: str
+    type: str
+    state: str
+    size_bytes: int
+    pool_id: uuid.UUID
+    vm_id: uuid.UUID | None
+    device_id: int | None
+    disk_path: str | None
+    disk_offering_id: uuid.UUID | None
+    template_id: uuid.UUID | None
+    source_vm_snapshot_id: uuid.UUID | None
+    reason: str | None
+
+
+class Seed(BaseModel):
+    """A template seeded from a VM snapshot on a pool (a vm_snapshot_spool_ref row)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    vm_snapshot_id: uuid.UUID
+    pool_id: uuid.UUID
+    state: str
+    status: str | None
+    install_path: str | None
+    template_ref: str | None
+    base_snapshot_ref: str | None
+    template_size: int
+    marked_for_gc: bool
+
+
+class ListStoragePools(Query):
+    """Pools of a zone (or all), with capacity figures."""
+
+    service = "storage"
+
+    zone_id: str | None = None
+    id: uuid.UUID | None = None
+
+
+class ListStoragePoolsResult(QueryResult):
+    """The pools."""
+
+    pools: list[StoragePool]
+
+
+class ListVolumes(Query):
+    """Volumes, filtered by id, VM or state."""
+
+    service = "storage"
+
+    id: uuid.UUID | None = None
+    vm_id: uuid.UUID | None = None
+    state: str | None = None
+
+
+class ListVolumesResult(QueryResult):
+    """The volumes."""
+
+    volumes: list[Volume]
+
+
+class ListSeeds(Query):
+    """Seeded templates, filtered by VM snapshot or pool."""
+
+    service = "storage"
+
+    vm_snapshot_id: uuid.UUID | None = None
+    pool_id: uuid.UUID | None = None
+
+
+class ListSeedsResult(QueryResult):
+    """The seeds."""
+
+    seeds: list[Seed]

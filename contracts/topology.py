@@ -121,6 +121,15 @@ class Topology:
     queues: tuple[QueueSpec, ...] = field(default_factory=tuple)
 
 
+PLANNER_REPLIES = replies_queue(
+    "planner",
+    "agent.inventory_synced",
+    "storage.seed_template_from_vm_snapshot_succeeded",
+    "storage.seed_template_from_vm_snapshot_failed",
+)
+STORAGE_REPLIES = replies_queue("storage", "agent.inventory_synced")
+
+
 def service_queues() -> tuple[QueueSpec, ...]:
     """Queues every service declares at start, so no command is ever published to nowhere.
 
@@ -128,13 +137,8 @@ def service_queues() -> tuple[QueueSpec, ...]:
     return (
         commands_queue("planner"),
         commands_queue("storage"),
-        replies_queue(
-            "planner",
-            "agent.inventory_synced",
-            "storage.seed_template_from_vm_snapshot_succeeded",
-            "storage.seed_template_from_vm_snapshot_failed",
-        ),
-        replies_queue("storage", "agent.inventory_synced"),
+        PLANNER_REPLIES,
+        STORAGE_REPLIES,
         queries_queue("planner"),
         queries_queue("storage"),
         queries_queue("audit"),

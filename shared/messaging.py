@@ -86,7 +86,16 @@ class HandlerContext:
         return envelope
 
 
-Handler = Callable[[Any, HandlerContext], Awaitable[Succeeded | None]]
+class _Deferred:
+    """Returned by a command handler whose reply is sent later (see ``shared.db.pending``)."""
+
+    def __repr__(self) -> str:
+        return "DEFERRED"
+
+
+DEFERRED = _Deferred()
+
+Handler = Callable[[Any, HandlerContext], Awaitable[Succeeded | _Deferred | None]]
 Handlers = dict[type[Message], Handler]
 
 
@@ -117,6 +126,8 @@ async def call_handler(
         )
         ctx.log.info("command refused", error_code=error.code, error_text=error.text, fault=error.fault)
         return "failed"
+    if result is DEFERRED:
+        return "deferred"
     expected = succeeded_reply(command)
     if not isinstance(result, expected):
         raise TypeError(

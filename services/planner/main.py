@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts.topology import commands_queue, replies_queue
+from contracts.topology import PLANNER_REPLIES, commands_queue
 from services.planner.handlers import HANDLERS
 from shared.service import Consumes, ServiceDefinition
 from shared.settings import ServiceSettings
@@ -21,7 +21,7 @@ def build() -> tuple[ServiceDefinition, PlannerSettings]:
         handlers=HANDLERS,
         consumes=[
             Consumes(commands_queue("planner"), namespace="planner"),
-            Consumes(replies_queue("planner")),
+            Consumes(PLANNER_REPLIES),
         ],
         migrations=Path(__file__).with_name("migrations"),
     )

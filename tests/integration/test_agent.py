@@ -8,10 +8,9 @@ import uuid
 import pytest
 
 from contracts import agent as cmd
-from contracts.envelope import Envelope
 from contracts.vsphere import VmInfo
 from shared.bus import Bus
-from shared.messaging import command_out
+from tests.support.driver import Driver
 from tests.support.observer import Observer
 from tests.support.processes import ServiceProcess
 from tests.support.vcsim import Simulator, sha256
@@ -46,26 +45,10 @@ async def zone(sim, vhost, service_env):
     assert process.stop() == 0, process.output()
 
 
-class Zone:
+class Zone(Driver):
     def __init__(self, bus: Bus, events: Observer, sim: Simulator, process: ServiceProcess):
-        self.bus, self.events, self.sim, self.process = bus, events, sim, process
-        self.job = uuid.uuid4()
-
-    async def send(self, command: cmd.AgentCommand, *, message_id: uuid.UUID | None = None) -> Envelope:
-        envelope = Envelope.wrap(command, source="test", correlation_id=self.job, message_id=message_id)
-        await self.bus.publish_until_confirmed(command_out(envelope, command))
-        return envelope
-
-    async def reply(self, sent: Envelope, timeout: float = 60) -> Envelope:
-        [reply] = await self.events.wait_for(
-            lambda e: e.causation_id == sent.message_id and e.type.startswith(sent.type), timeout=timeout
-        )
-        return reply
-
-    async def call(self, command: cmd.AgentCommand, **kw) -> dict:
-        reply = await self.reply(await self.send(command, **kw))
-        assert reply.type == f"{command.type_name()}Succeeded", reply.payload
-        return reply.payload
+        super().__init__(bus, events)
+        self.sim, self.process = sim, process
 
     async def inventory(self) -> dict[str, VmInfo]:
         sent = await self.send(cmd.SyncInventory(zone_id=ZONE))

@@ -1,0 +1,66 @@
+"""What every storage handler shares: its settings and the way it talks to the agent."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from contracts.agent import AgentCommand
+from contracts.events import ActionEvent, ResourceStateChanged
+from services.storage import store
+from shared.messaging import HandlerContext
+
+REPLIES = "storage.replies"
+
+
+@dataclass(frozen=True)
+class Storage:
+    overprovisioning: float = 2.0
+
+
+async def call_agent(
+    ctx: HandlerContext, command: AgentCommand, operation: str, resource_id: uuid.UUID, **detail
+):
+    """Send an agent command whose reply comes back to this service, and remember what it was for."""
+    envelope = ctx.send(command, reply_to=REPLIES)
+    await store.remember_call(ctx.conn, envelope.message_id, operation, resource_id, **detail)
+
+
+def action(
+    ctx: HandlerContext,
+    event_type: str,
+    state: str,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    name: str | None,
+    description: str,
+    *,
+    failed: bool = False,
+) -> None:
+    ctx.emit(
+        ActionEvent(
+            event_type=event_type,
+            state="Failed" if failed else state,
+            level="ERROR" if failed else "INFO",
+            resource_type=resource_type,
+            resource_id=resource_id,
+            resource_name=name,
+            account_id=ctx.envelope.actor.account_id,
+            description=description,
+        )
+    )
+
+
+def state_changed(
+    ctx: HandlerContext,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    old: str | None,
+    new: str,
+    reason: str | None = None,
+) -> None:
+    ctx.emit(
+        ResourceStateChanged(
+            resource_type=resource_type, resource_id=resource_id, old_state=old, new_state=new, reason=reason
+        )
+    )

@@ -1,0 +1,93 @@
+"""Storage queries: pools with capacity figures, volumes, seeds."""
+
+from __future__ import annotations
+
+import uuid
+
+from contracts import storage as q
+from services.storage.common import Storage
+from shared.messaging import HandlerContext
+
+
+async def list_storage_pools(query: q.ListStoragePools, ctx: HandlerContext, storage: Storage):
+    rows = await ctx.conn.fetch(
+        """SELECT * FROM pools WHERE ($1::text IS NULL OR zone_id = $1) AND ($2::uuid IS NULL OR uuid = $2)
+           ORDER BY zone_id, name""",
+        query.zone_id,
+        query.id,
+    )
+    return q.ListStoragePoolsResult(
+        pools=[
+            q.StoragePool(
+                id=r["uuid"],
+                name=r["name"],
+                zone_id=r["zone_id"],
+                capacity_bytes=r["capacity_bytes"],
+                free_bytes=r["free_bytes"],
+                allocated_bytes=r["allocated_bytes"],
+                allocation_limit_bytes=int(r["capacity_bytes"] * storage.overprovisioning),
+                hosts=r["hosts"],
+            )
+            for r in rows
+        ]
+    )
+
+
+async def list_volumes(query: q.ListVolumes, ctx: HandlerContext, storage: Storage):
+    rows = await ctx.conn.fetch(
+        """SELECT v.*, p.uuid AS pool_uuid FROM volumes v JOIN pools p ON p.id = v.pool_id
+           WHERE ($1::uuid IS NULL OR v.uuid = $1) AND ($2::uuid IS NULL OR v.vm_uuid = $2)
+             AND ($3::text IS NULL OR v.state = $3)
+           ORDER BY v.created, v.id""",
+        query.id,
+        query.vm_id,
+        query.state,
+    )
+    return q.ListVolumesResult(
+        volumes=[
+            q.Volume(
+                id=r["uuid"],
+                name=r["name"],
+                type=r["type"],
+                state=r["state"],
+                size_bytes=r["size_bytes"],
+                pool_id=r["pool_uuid"],
+                vm_id=r["vm_uuid"],
+                device_id=r["device_id"],
+                disk_path=r["disk_path"],
+                disk_offering_id=r["disk_offering_id"],
+                template_id=r["template_id"],
+                source_vm_snapshot_id=r["source_vm_snapshot_id"],
+                reason=r["reason"],
+            )
+            for r in rows
+        ]
+    )
+
+
+async def list_seeds(query: q.ListSeeds, ctx: HandlerContext, storage: Storage):
+    rows = await ctx.conn.fetch(
+        """SELECT s.*, v.uuid AS snapshot_uuid, p.uuid AS pool_uuid FROM vm_snapshot_spool_ref s
+           JOIN vm_snapshots v ON v.id = s.vm_snapshot_id JOIN pools p ON p.id = s.pool_id
+           WHERE ($1::uuid IS NULL OR v.uuid = $1) AND ($2::uuid IS NULL OR p.uuid = $2)
+           ORDER BY s.id""",
+        query.vm_snapshot_id,
+        query.pool_id,
+    )
+    return q.ListSeedsResult(
+        seeds=[
+            q.Seed(
+                id=uuid.UUID(r["uuid"]),
+                vm_snapshot_id=r["snapshot_uuid"],
+                pool_id=r["pool_uuid"],
+                state=r["state"],
+                status=r["status"],
+                install_path=r["install_path"],
+                template_ref=r["template_ref"],
+                base_snapshot_ref=r["base_snapshot_ref"],
+                template_size=r["template_size"],
+                marked_for_gc=r["marked_for_gc"],
+            )
+            for r in rows
+        ]
+    )

@@ -1,0 +1,169 @@
+"""SQL of the storage schema, in small functions the handlers read like sentences."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from contracts.errors import ErrorCode
+from shared.errors import DomainError
+
+LIVE_SEED_STATES = ("Allocated", "Creating", "Ready")
+
+
+def not_found(what: str, ident: object) -> DomainError:
+    return DomainError(ErrorCode.PARAM_ERROR, f"{what} {ident} does not exist")
+
+
+# -- pools -------------------------------------------------------------------------------------------
+
+
+async def pool(
+    conn: asyncpg.Connection, *, uuid_: uuid.UUID | None = None, id_: int | None = None
+) -> asyncpg.Record:
+    row = await conn.fetchrow("SELECT * FROM pools WHERE uuid = $1 OR id = $2", uuid_, id_)
+    if row is None:
+        raise not_found("storage pool", uuid_ or id_)
+    return row
+
+
+async def pool_named(conn: asyncpg.Connection, zone_id: str, name: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM pools WHERE zone_id = $1 AND name = $2", zone_id, name)
+
+
+async def reserve(conn: asyncpg.Connection, pool_id: int, nbytes: int, factor: float) -> bool:
+    """Add ``nbytes`` to the pool's allocation if it stays within capacity x factor (atomic)."""
+    row = await conn.fetchrow(
+        """UPDATE pools SET allocated_bytes = allocated_bytes + $2
+           WHERE id = $1 AND allocated_bytes + $2 <= floor(capacity_bytes * $3::float8)
+           RETURNING id""",
+        pool_id,
+        nbytes,
+        factor,
+    )
+    return row is not None
+
+
+async def count(conn: asyncpg.Connection, pool_id: int, nbytes: int) -> None:
+    """Add (or, negative, release) allocation with no limit: for what exists already."""
+    await conn.execute(
+        "UPDATE pools SET allocated_bytes = allocated_bytes + $2 WHERE id = $1", pool_id, nbytes
+    )
+
+
+# -- VMs and VM snapshots ------------------------------------------------------------------------------
+
+
+async def vm(conn: asyncpg.Connection, vm_uuid: uuid.UUID) -> asyncpg.Record:
+    row = await conn.fetchrow("SELECT * FROM vms WHERE uuid = $1", vm_uuid)
+    if row is None:
+        raise not_found("VM", vm_uuid)
+    return row
+
+
+async def vm_snapshot(conn: asyncpg.Connection, snapshot_uuid: uuid.UUID) -> asyncpg.Record:
+    row = await conn.fetchrow("SELECT * FROM vm_snapshots WHERE uuid = $1 AND removed IS NULL", snapshot_uuid)
+    if row is None:
+        raise not_found("VM snapshot", snapshot_uuid)
+    return row
+
+
+async def snapshot_names(conn: asyncpg.Connection, vm_uuid: uuid.UUID) -> list[str]:
+    rows = await conn.fetch("SELECT name FROM vm_snapshots WHERE vm_uuid = $1 AND removed IS NULL", vm_uuid)
+    return [r["name"] for r in rows]
+
+
+async def root_volume_key(conn: asyncpg.Connection, vm_uuid: uuid.UUID) -> int | None:
+    return await conn.fetchval("SELECT device_key FROM volumes WHERE vm_uuid = $1 AND type = 'ROOT'", vm_uuid)
+
+
+# -- volumes --------------------------------------------------------------------------------------------
+
+
+async def volume(conn: asyncpg.Connection, volume_uuid: uuid.UUID, *, lock: bool = False) -> asyncpg.Record:
+    row = await volume_or_none(conn, volume_uuid, lock=lock)
+    if row is None:
+        raise not_found("volume", volume_uuid)
+    return row
+
+
+async def volume_or_none(conn: asyncpg.Connection, volume_uuid: uuid.UUID, *, lock: bool = False):
+    return await conn.fetchrow(
+        f"SELECT * FROM volumes WHERE uuid = $1{' FOR UPDATE' if lock else ''}", volume_uuid
+    )
+
+
+async def move_volume(
+    conn: asyncpg.Connection,
+    volume_uuid: uuid.UUID,
+    from_states: tuple[str, ...],
+    to_state: str,
+    **fields: Any,
+) -> asyncpg.Record | None:
+    """Compare-and-set of a volume's state (plus any columns); None when it was not in ``from_states``."""
+    names = list(fields)
+    sets = "".join(f", {name} = ${i + 4}" for i, name in enumerate(names))
+    return await conn.fetchrow(
+        f"""UPDATE volumes SET state = $3, updated = now(){sets}
+            WHERE uuid = $1 AND state = ANY($2::text[]) RETURNING *""",
+        volume_uuid,
+        list(from_states),
+        to_state,
+        *(fields[name] for name in names),
+    )
+
+
+# -- seeds (vm_snapshot_spool_ref) ----------------------------------------------------------------------
+
+
+async def live_seed(conn: asyncpg.Connection, snapshot_id: int, pool_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT * FROM vm_snapshot_spool_ref
+           WHERE vm_snapshot_id = $1 AND pool_id = $2 AND state = ANY($3::text[])""",
+        snapshot_id,
+        pool_id,
+        list(LIVE_SEED_STATES),
+    )
+
+
+async def move_seed(
+    conn: asyncpg.Connection, seed_uuid: str, from_state: str, to_state: str, **fields: Any
+) -> asyncpg.Record | None:
+    names = list(fields)
+    sets = "".join(f", {name} = ${i + 4}" for i, name in enumerate(names))
+    return await conn.fetchrow(
+        f"""UPDATE vm_snapshot_spool_ref SET state = $3, updated = now(){sets}
+            WHERE uuid = $1 AND state = $2 RETURNING *""",
+        seed_uuid,
+        from_state,
+        to_state,
+        *(fields[name] for name in names),
+    )
+
+
+# -- agent calls in flight -------------------------------------------------------------------------------
+
+
+async def remember_call(
+    conn: asyncpg.Connection, message_id: uuid.UUID, operation: str, resource_id: uuid.UUID, **detail: Any
+) -> None:
+    await conn.execute(
+        "INSERT INTO agent_calls (message_id, operation, resource_id, detail) VALUES ($1, $2, $3, $4)",
+        message_id,
+        operation,
+        resource_id,
+        detail,
+    )
+
+
+async def take_call(conn: asyncpg.Connection, message_id: uuid.UUID | None) -> asyncpg.Record | None:
+    """The call a reply answers (removed: a second reply to it finds nothing)."""
+    return await conn.fetchrow("DELETE FROM agent_calls WHERE message_id = $1 RETURNING *", message_id)
+
+
+async def call_in_flight(conn: asyncpg.Connection, resource_id: uuid.UUID) -> str | None:
+    return await conn.fetchval(
+        "SELECT operation FROM agent_calls WHERE resource_id = $1 LIMIT 1", resource_id
+    )
