@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.base import Command, Succeeded
+from contracts.base import Command, Query, QueryResult, Succeeded
 
 
 class PlannerCommand(Command):
@@ -146,3 +147,184 @@ class CreateServiceOfferingSucceeded(Succeeded):
     """The offering exists."""
 
     offering_id: uuid.UUID
+
+
+_IDS = uuid.UUID("9b7e3f1a-2c4d-4e8f-a1b2-c3d4e5f60718")
+
+
+def host_id(zone_id: str, host_ref: str) -> uuid.UUID:
+    """A host's id: derived from its zone and vCenter ref, so every service names it alike."""
+    return uuid.uuid5(_IDS, f"host/{zone_id}/{host_ref}")
+
+
+def network_id(zone_id: str, port_group: str) -> uuid.UUID:
+    """A guest network's id: derived from its zone and port group name."""
+    return uuid.uuid5(_IDS, f"network/{zone_id}/{port_group}")
+
+
+# -- queries -----------------------------------------------------------------------------------------
+
+
+class Nic(BaseModel):
+    """A NIC of an instance, in device order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    network_id: uuid.UUID
+    network: str
+    device_order: int
+    mac: str | None
+    state: str
+
+
+class VirtualMachine(BaseModel):
+    """An instance as the planner knows it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    name: str
+    display_name: str | None
+    state: str
+    account_id: uuid.UUID
+    zone_id: str
+    host_id: uuid.UUID | None
+    host_name: str | None
+    vm_ref: str | None
+    hypervisor: str
+    service_offering_id: uuid.UUID | None
+    vm_template_id: uuid.UUID | None
+    disk_offering_id: uuid.UUID | None
+    cpu_number: int | None
+    cpu_speed_mhz: int | None
+    memory_mb: int | None
+    source_vm_snapshot_id: uuid.UUID | None
+    root_volume_id: uuid.UUID | None
+    pool: str | None
+    nics: list[Nic]
+    reason: str | None
+
+
+class VmSnapshot(BaseModel):
+    """A VM snapshot in an instance's tree."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    vm_id: uuid.UUID
+    name: str
+    parent_id: uuid.UUID | None
+    state: str
+    memory: bool
+    created: datetime
+
+
+class Host(BaseModel):
+    """A hypervisor host with its capacity and what is reserved on it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    name: str
+    zone_id: str
+    cluster: str | None
+    state: str
+    cpu_mhz_total: int
+    cpu_mhz_used: int
+    memory_bytes: int
+    memory_used_bytes: int
+    pools: list[str]
+
+
+class Network(BaseModel):
+    """A guest network (a port group)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    name: str
+    zone_id: str
+
+
+class ServiceOffering(BaseModel):
+    """A compute offering."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    name: str
+    cpu_number: int
+    cpu_speed_mhz: int
+    memory_mb: int
+
+
+class ListVirtualMachines(Query):
+    """Instances, filtered by id, account or state."""
+
+    service = "planner"
+
+    id: uuid.UUID | None = None
+    account_id: uuid.UUID | None = None
+    state: str | None = None
+
+
+class ListVirtualMachinesResult(QueryResult):
+    """The instances."""
+
+    vms: list[VirtualMachine]
+
+
+class ListVmSnapshots(Query):
+    """VM snapshots, of one instance or all."""
+
+    service = "planner"
+
+    vm_id: uuid.UUID | None = None
+    id: uuid.UUID | None = None
+
+
+class ListVmSnapshotsResult(QueryResult):
+    """The VM snapshots, parents before children."""
+
+    snapshots: list[VmSnapshot]
+
+
+class ListHosts(Query):
+    """Hosts of a zone (or all)."""
+
+    service = "planner"
+
+    zone_id: str | None = None
+
+
+class ListHostsResult(QueryResult):
+    """The hosts."""
+
+    hosts: list[Host]
+
+
+class ListNetworks(Query):
+    """Guest networks of a zone (or all)."""
+
+    service = "planner"
+
+    zone_id: str | None = None
+
+
+class ListNetworksResult(QueryResult):
+    """The networks."""
+
+    networks: list[Network]
+
+
+class ListServiceOfferings(Query):
+    """Compute offerings."""
+
+    service = "planner"
+
+
+class ListServiceOfferingsResult(QueryResult):
+    """The offerings."""
+
+    offerings: list[ServiceOffering]

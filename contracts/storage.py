@@ -15,6 +15,14 @@ class StorageCommand(Command):
     service = "storage"
 
 
+_POOL_IDS = uuid.UUID("3a0e6f2c-55d1-4b8e-9c71-2f4d8e6b1a07")
+
+
+def pool_id(zone_id: str, datastore: str) -> uuid.UUID:
+    """A pool's id: derived from its zone and datastore name, so every service names it alike."""
+    return uuid.uuid5(_POOL_IDS, f"{zone_id}/{datastore}")
+
+
 class SeedTemplateFromVmSnapshot(StorageCommand):
     """Seed a template from a VM snapshot on the pool that holds it (one seeding per pair at a time)."""
 
@@ -24,13 +32,15 @@ class SeedTemplateFromVmSnapshot(StorageCommand):
 
 
 class SeedTemplateFromVmSnapshotSucceeded(Succeeded):
-    """The seed is Ready."""
+    """The seed is Ready; linked clones are made from its template's base snapshot."""
 
     seed_id: uuid.UUID
     vm_snapshot_id: uuid.UUID
     storage_id: uuid.UUID
     install_path: str
     template_size: int
+    template_ref: str
+    base_snapshot_ref: str
 
 
 class CreateVolumeFromVmSnapshot(StorageCommand):
@@ -176,6 +186,44 @@ class ForgetVmSnapshotSucceeded(Succeeded):
 
     vm_snapshot_id: uuid.UUID
     seeds_marked: int
+
+
+class AllocateRootVolume(StorageCommand):
+    """Reserve and record the root volume of a VM being deployed (a linked clone counts its virtual size).
+
+    The volume stays Creating until ``RecordVirtualMachine`` names its disk."""
+
+    volume_id: uuid.UUID
+    vm_id: uuid.UUID
+    name: str
+    zone_id: str
+    storage_id: uuid.UUID
+    size_bytes: int = Field(gt=0)
+    seed_id: uuid.UUID | None = None
+    template_id: uuid.UUID | None = None
+    iso_id: uuid.UUID | None = None
+    disk_offering_id: uuid.UUID | None = None
+
+
+class AllocateRootVolumeSucceeded(Succeeded):
+    """The root volume is reserved."""
+
+    volume_id: uuid.UUID
+
+
+class DestroyVmVolumes(StorageCommand):
+    """The VM is gone: its root volume goes to Destroy (the scavenger expunges it), its data volumes
+    are detached."""
+
+    vm_id: uuid.UUID
+
+
+class DestroyVmVolumesSucceeded(Succeeded):
+    """Root volume marked Destroy, data volumes detached."""
+
+    vm_id: uuid.UUID
+    destroyed: list[uuid.UUID]
+    detached: list[uuid.UUID]
 
 
 # -- queries -----------------------------------------------------------------------------------------

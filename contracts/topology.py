@@ -121,12 +121,7 @@ class Topology:
     queues: tuple[QueueSpec, ...] = field(default_factory=tuple)
 
 
-PLANNER_REPLIES = replies_queue(
-    "planner",
-    "agent.inventory_synced",
-    "storage.seed_template_from_vm_snapshot_succeeded",
-    "storage.seed_template_from_vm_snapshot_failed",
-)
+PLANNER_REPLIES = replies_queue("planner", "agent.inventory_synced")
 STORAGE_REPLIES = replies_queue("storage", "agent.inventory_synced")
 
 

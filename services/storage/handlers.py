@@ -25,6 +25,8 @@ WITH_SETTINGS = {
     cmd.DetachVolume: volumes.detach_volume,
     cmd.ResizeVolume: volumes.resize_volume,
     cmd.DeleteVolume: volumes.delete_volume,
+    cmd.AllocateRootVolume: volumes.allocate_root_volume,
+    cmd.DestroyVmVolumes: volumes.destroy_vm_volumes,
     cmd.ListStoragePools: queries.list_storage_pools,
     cmd.ListVolumes: queries.list_volumes,
     cmd.ListSeeds: queries.list_seeds,

@@ -4,20 +4,12 @@ has them before it asks for a seed or a volume)."""
 
 from __future__ import annotations
 
-import uuid
-
 from contracts import storage as cmd
 from contracts.events import InventorySynced
 from services.storage import store
+from services.storage.common import action, state_changed
 from shared.errors import TransientError
 from shared.messaging import HandlerContext
-
-_POOL_IDS = uuid.UUID("3a0e6f2c-55d1-4b8e-9c71-2f4d8e6b1a07")
-
-
-def pool_uuid(zone_id: str, datastore: str) -> uuid.UUID:
-    """Stable across syncs and replicas: the same datastore is always the same pool."""
-    return uuid.uuid5(_POOL_IDS, f"{zone_id}/{datastore}")
 
 
 async def inventory_synced(event: InventorySynced, ctx: HandlerContext) -> None:
@@ -28,7 +20,7 @@ async def inventory_synced(event: InventorySynced, ctx: HandlerContext) -> None:
                ON CONFLICT (zone_id, name) DO UPDATE SET datastore_ref = excluded.datastore_ref,
                    capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
                    hosts = excluded.hosts, synced_at = now()""",
-            pool_uuid(event.zone_id, ds.name),
+            cmd.pool_id(event.zone_id, ds.name),
             event.zone_id,
             ds.name,
             ds.ref,
@@ -78,6 +70,28 @@ async def record_virtual_machine(event: cmd.RecordVirtualMachine, ctx: HandlerCo
         )
         if created is not None:  # an existing disk occupies its pool from now on
             await store.count(conn, pool["id"], volume.disk.size_bytes)
+            continue
+        # A deployed VM's root volume, allocated before the clone: now it has its disk.
+        ready = await store.move_volume(
+            conn,
+            volume.volume_id,
+            ("Creating",),
+            "Ready",
+            disk_path=volume.disk.file,
+            device_key=volume.disk.key,
+            device_id=volume.disk.unit_number,
+        )
+        if ready is not None:
+            action(
+                ctx,
+                "VOLUME.CREATE",
+                "Completed",
+                "Volume",
+                volume.volume_id,
+                ready["name"],
+                f"root volume at {volume.disk.file}",
+            )
+            state_changed(ctx, "Volume", volume.volume_id, "Creating", "Ready")
     return cmd.RecordVirtualMachineSucceeded(
         vm_id=event.vm_id, volume_ids=[v.volume_id for v in event.volumes]
     )

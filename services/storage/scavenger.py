@@ -40,9 +40,14 @@ async def run(runtime, *, interval: float, delay: float) -> None:
 async def scavenge_once(runtime, *, delay: float, batch: int = 50) -> int:
     # What the pass sends is caused by the pass itself: one correlation id per pass.
     cause = Envelope(
-        message_id=uuid.uuid4(), type="ScavengerPass", schema_version=1, correlation_id=uuid.uuid4(),
-        occurred_at=datetime.now(UTC), source="storage", payload={},
-    )  # fmt: skip
+        message_id=uuid.uuid4(),
+        type="ScavengerPass",
+        schema_version=1,
+        correlation_id=uuid.uuid4(),
+        occurred_at=datetime.now(UTC),
+        source="storage",
+        payload={},
+    )
     async with runtime.pool.acquire() as conn, conn.transaction():
         ctx = HandlerContext(cause, "storage", conn=conn)
         volumes = await conn.fetch(

@@ -33,6 +33,8 @@ def succeeded(seed, snapshot_uuid: uuid.UUID, pool_uuid: uuid.UUID) -> SeedTempl
         storage_id=pool_uuid,
         install_path=seed["install_path"],
         template_size=seed["template_size"],
+        template_ref=seed["template_ref"],
+        base_snapshot_ref=seed["base_snapshot_ref"],
     )
 
 

@@ -215,9 +215,14 @@ async def attach_disk_succeeded(event: agent.AttachDiskSucceeded, ctx: HandlerCo
         return
     vm_uuid = uuid.UUID(call["detail"]["vm"])
     volume = await store.move_volume(
-        ctx.conn, call["resource_id"], ("Attaching",), "Ready",
-        vm_uuid=vm_uuid, device_id=event.disk.unit_number, device_key=event.disk.key,
-    )  # fmt: skip
+        ctx.conn,
+        call["resource_id"],
+        ("Attaching",),
+        "Ready",
+        vm_uuid=vm_uuid,
+        device_id=event.disk.unit_number,
+        device_key=event.disk.key,
+    )
     action(
         ctx,
         "VOLUME.ATTACH",
@@ -334,9 +339,13 @@ async def extend_disk_succeeded(event: agent.ExtendDiskSucceeded, ctx: HandlerCo
     grow = call["detail"]["grow"]
     volume = await store.volume(ctx.conn, call["resource_id"])
     volume = await store.move_volume(
-        ctx.conn, volume["uuid"], ("Resizing",), "Ready",
-        size_bytes=event.size_bytes, counted_bytes=volume["counted_bytes"] + grow,
-    )  # fmt: skip
+        ctx.conn,
+        volume["uuid"],
+        ("Resizing",),
+        "Ready",
+        size_bytes=event.size_bytes,
+        counted_bytes=volume["counted_bytes"] + grow,
+    )
     action(
         ctx,
         "VOLUME.RESIZE",
@@ -383,3 +392,76 @@ async def delete_volume(command: cmd.DeleteVolume, ctx: HandlerContext, storage:
         "volume marked for deletion",
     )
     return cmd.DeleteVolumeSucceeded(volume_id=command.volume_id)
+
+
+# -- root volumes of deployed VMs ----------------------------------------------------------------------
+
+
+async def allocate_root_volume(command: cmd.AllocateRootVolume, ctx: HandlerContext, storage: Storage):
+    conn = ctx.conn
+    if await store.volume_or_none(conn, command.volume_id) is not None:
+        return cmd.AllocateRootVolumeSucceeded(volume_id=command.volume_id)
+    pool = await store.pool(conn, uuid_=command.storage_id)
+    if not await store.reserve(conn, pool["id"], command.size_bytes, storage.overprovisioning):
+        raise domain.insufficient_capacity(
+            figures(pool, storage), command.size_bytes, f"root volume of {command.name}"
+        )
+    seed_id = None
+    if command.seed_id is not None:
+        seed_id = await conn.fetchval(
+            "SELECT id FROM vm_snapshot_spool_ref WHERE uuid = $1", str(command.seed_id)
+        )
+    await conn.execute(
+        """INSERT INTO volumes (uuid, name, type, state, size_bytes, pool_id, vm_uuid, device_id,
+                                disk_offering_id, template_id, iso_id, seed_id, counted_bytes)
+           VALUES ($1, $2, 'ROOT', 'Creating', $3, $4, $5, 0, $6, $7, $8, $9, $3)""",
+        command.volume_id,
+        command.name,
+        command.size_bytes,
+        pool["id"],
+        command.vm_id,
+        command.disk_offering_id,
+        command.template_id,
+        command.iso_id,
+        seed_id,
+    )
+    action(
+        ctx,
+        "VOLUME.CREATE",
+        "Started",
+        "Volume",
+        command.volume_id,
+        command.name,
+        f"root volume on {pool['name']}",
+    )
+    state_changed(ctx, "Volume", command.volume_id, None, "Creating")
+    return cmd.AllocateRootVolumeSucceeded(volume_id=command.volume_id)
+
+
+async def destroy_vm_volumes(command: cmd.DestroyVmVolumes, ctx: HandlerContext, storage: Storage):
+    conn = ctx.conn
+    destroyed = await conn.fetch(
+        """UPDATE volumes SET state = 'Destroy', updated = now()
+           WHERE vm_uuid = $1 AND type = 'ROOT' AND state NOT IN ('Destroy', 'Expunging', 'Expunged')
+           RETURNING uuid, name""",
+        command.vm_id,
+    )
+    detached = await conn.fetch(
+        """UPDATE volumes SET vm_uuid = NULL, device_id = NULL, updated = now()
+           WHERE vm_uuid = $1 AND type = 'DATADISK' RETURNING uuid""",
+        command.vm_id,
+    )
+    for row in destroyed:
+        action(
+            ctx,
+            "VOLUME.DELETE",
+            "Completed",
+            "Volume",
+            row["uuid"],
+            row["name"],
+            "root volume of a destroyed VM",
+        )
+        state_changed(ctx, "Volume", row["uuid"], None, "Destroy")
+    return cmd.DestroyVmVolumesSucceeded(
+        vm_id=command.vm_id, destroyed=[r["uuid"] for r in destroyed], detached=[r["uuid"] for r in detached]
+    )

@@ -1,0 +1,77 @@
+"""What the planner's handlers share: settings, and how they announce what happens."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from contracts.events import ActionEvent, JobStatusChanged, ResourceStateChanged
+from shared.messaging import HandlerContext
+
+
+@dataclass(frozen=True)
+class Planner:
+    cpu_overcommit: float = 1.0
+    memory_overcommit: float = 1.0
+    step_timeout: float = 300.0  # seconds a step may wait for its reply
+    copy_timeout: float = 3600.0  # seeding and cloning move disk data: longer
+
+
+def action(
+    ctx: HandlerContext,
+    event_type: str,
+    state: str,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    name: str | None,
+    description: str,
+    *,
+    account_id: uuid.UUID | None = None,
+) -> None:
+    failed = state == "Failed"
+    ctx.emit(
+        ActionEvent(
+            event_type=event_type,
+            state=state,
+            level="ERROR" if failed else "INFO",
+            resource_type=resource_type,
+            resource_id=resource_id,
+            resource_name=name,
+            account_id=account_id or ctx.envelope.actor.account_id,
+            description=description,
+        )
+    )
+
+
+def vm_state(
+    ctx: HandlerContext, vm_id: uuid.UUID, old: str | None, new: str, reason: str | None = None
+) -> None:
+    ctx.emit(
+        ResourceStateChanged(
+            resource_type="VirtualMachine", resource_id=vm_id, old_state=old, new_state=new, reason=reason
+        )
+    )
+
+
+def job(
+    ctx: HandlerContext,
+    status: str,
+    command: str,
+    *,
+    result: dict[str, Any] | None = None,
+    error_code: int | None = None,
+    error_text: str | None = None,
+) -> None:
+    if ctx.envelope.correlation_id is None:
+        return
+    ctx.emit(
+        JobStatusChanged(
+            job_id=ctx.envelope.correlation_id,
+            status=status,
+            command=command,
+            result=result,
+            error_code=error_code,
+            error_text=error_text,
+        )
+    )

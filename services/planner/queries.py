@@ -1,0 +1,136 @@
+"""Planner queries: instances (with NICs), VM snapshots, hosts, networks, offerings."""
+
+from __future__ import annotations
+
+from contracts import planner as q
+from services.planner.common import Planner
+from shared.messaging import HandlerContext
+
+
+async def list_virtual_machines(query: q.ListVirtualMachines, ctx: HandlerContext, planner: Planner):
+    rows = await ctx.conn.fetch(
+        """SELECT i.*, h.name AS host_name FROM instances i LEFT JOIN hosts h ON h.uuid = i.host_uuid
+           WHERE ($1::uuid IS NULL OR i.uuid = $1) AND ($2::uuid IS NULL OR i.account_id = $2)
+             AND ($3::text IS NULL OR i.state = $3)
+           ORDER BY i.created, i.name""",
+        query.id,
+        query.account_id,
+        query.state,
+    )
+    nics = await ctx.conn.fetch(
+        """SELECT n.*, w.name AS network FROM nics n JOIN networks w ON w.uuid = n.network_uuid
+           WHERE n.instance_uuid = ANY($1::uuid[]) ORDER BY n.device_order""",
+        [r["uuid"] for r in rows],
+    )
+    by_vm: dict = {}
+    for nic in nics:
+        by_vm.setdefault(nic["instance_uuid"], []).append(
+            q.Nic(
+                id=nic["uuid"],
+                network_id=nic["network_uuid"],
+                network=nic["network"],
+                device_order=nic["device_order"],
+                mac=nic["mac"],
+                state=nic["state"],
+            )
+        )
+    return q.ListVirtualMachinesResult(
+        vms=[
+            q.VirtualMachine(
+                id=r["uuid"],
+                name=r["name"],
+                display_name=r["display_name"],
+                state=r["state"],
+                account_id=r["account_id"],
+                zone_id=r["zone_id"],
+                host_id=r["host_uuid"],
+                host_name=r["host_name"],
+                vm_ref=r["vm_ref"],
+                hypervisor=r["hypervisor"],
+                service_offering_id=r["service_offering_id"],
+                vm_template_id=r["vm_template_id"],
+                disk_offering_id=r["disk_offering_id"],
+                cpu_number=r["cpu_number"],
+                cpu_speed_mhz=r["cpu_speed_mhz"],
+                memory_mb=r["memory_mb"],
+                source_vm_snapshot_id=r["source_vm_snapshot_id"],
+                root_volume_id=r["root_volume_id"],
+                pool=r["pool"],
+                nics=by_vm.get(r["uuid"], []),
+                reason=r["reason"],
+            )
+            for r in rows
+        ]
+    )
+
+
+async def list_vm_snapshots(query: q.ListVmSnapshots, ctx: HandlerContext, planner: Planner):
+    rows = await ctx.conn.fetch(
+        """SELECT * FROM vm_snapshots WHERE state <> 'Removed'
+             AND ($1::uuid IS NULL OR instance_uuid = $1) AND ($2::uuid IS NULL OR uuid = $2)
+           ORDER BY created""",
+        query.vm_id,
+        query.id,
+    )
+    return q.ListVmSnapshotsResult(
+        snapshots=[
+            q.VmSnapshot(
+                id=r["uuid"],
+                vm_id=r["instance_uuid"],
+                name=r["name"],
+                parent_id=r["parent_uuid"],
+                state=r["state"],
+                memory=r["memory"],
+                created=r["created"],
+            )
+            for r in rows
+        ]
+    )
+
+
+async def list_hosts(query: q.ListHosts, ctx: HandlerContext, planner: Planner):
+    rows = await ctx.conn.fetch(
+        "SELECT * FROM hosts WHERE ($1::text IS NULL OR zone_id = $1) ORDER BY name", query.zone_id
+    )
+    return q.ListHostsResult(
+        hosts=[
+            q.Host(
+                id=r["uuid"],
+                name=r["name"],
+                zone_id=r["zone_id"],
+                cluster=r["cluster"],
+                state=r["state"],
+                cpu_mhz_total=r["cpu_mhz_total"],
+                cpu_mhz_used=r["cpu_mhz_used"],
+                memory_bytes=r["memory_bytes"],
+                memory_used_bytes=r["memory_used_bytes"],
+                pools=r["pools"],
+            )
+            for r in rows
+        ]
+    )
+
+
+async def list_networks(query: q.ListNetworks, ctx: HandlerContext, planner: Planner):
+    rows = await ctx.conn.fetch(
+        "SELECT * FROM networks WHERE ($1::text IS NULL OR zone_id = $1) ORDER BY name", query.zone_id
+    )
+    return q.ListNetworksResult(
+        networks=[q.Network(id=r["uuid"], name=r["name"], zone_id=r["zone_id"]) for r in rows]
+    )
+
+
+async def list_service_offerings(query: q.ListServiceOfferings, ctx: HandlerContext, planner: Planner):
+    rows = await ctx.conn.fetch("SELECT * FROM service_offerings ORDER BY name")
+    return q.ListServiceOfferingsResult(
+        offerings=[
+            q.ServiceOffering(
+                id=r["uuid"],
+                name=r["name"],
+                cpu_number=r["cpu_number"],
+                cpu_speed_mhz=r["cpu_speed_mhz"],
+                memory_mb=r["memory_mb"],
+            )
+            for r in rows
+        ]
+    )

@@ -1,0 +1,149 @@
+"""Processes that span several replies (DESIGN section 4, resumable sagas).
+
+A saga is a row: its kind and resource, the step it is at, what it knows so far, and the
+message id of the command whose reply it awaits. Each step commits with the command it sends
+(outbox), so a planner killed at any point resumes from its last committed step: the reply
+waits in the durable queue. A step past its deadline re-sends its (idempotent) command; after
+``max_resends`` the saga fails.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from contracts.base import Command
+from contracts.catalogue import CATALOGUE
+from contracts.topology import PLANNER_REPLIES
+from shared.messaging import HandlerContext
+
+
+@dataclass
+class Saga:
+    kind: str
+    resource_id: uuid.UUID
+    step: str
+    state: str = "running"
+    data: dict[str, Any] = field(default_factory=dict)
+    job_id: uuid.UUID | None = None
+    resends: int = 0
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> Saga:
+        return cls(
+            kind=row["kind"],
+            resource_id=row["resource_id"],
+            step=row["step"],
+            state=row["state"],
+            data=dict(row["data"]),
+            job_id=row["job_id"],
+            resends=row["resends"],
+        )
+
+
+async def begin(ctx: HandlerContext, kind: str, resource_id: uuid.UUID, data: dict[str, Any]) -> Saga:
+    saga = Saga(kind, resource_id, step="start", data=data, job_id=ctx.envelope.correlation_id)
+    await ctx.conn.execute(
+        """INSERT INTO sagas (kind, resource_id, job_id, state, step, data)
+           VALUES ($1, $2, $3, 'running', 'start', $4)
+           ON CONFLICT (kind, resource_id) DO UPDATE SET job_id = excluded.job_id, state = 'running',
+               step = 'start', data = excluded.data, awaiting = NULL, error_code = NULL, error_text = NULL,
+               resends = 0, updated = now()""",
+        kind,
+        resource_id,
+        saga.job_id,
+        data,
+    )
+    return saga
+
+
+async def running(conn: asyncpg.Connection, kind: str, resource_id: uuid.UUID) -> Saga | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM sagas WHERE kind = $1 AND resource_id = $2 AND state IN ('running', 'compensating')",
+        kind,
+        resource_id,
+    )
+    return Saga.of(row) if row else None
+
+
+async def busy(conn: asyncpg.Connection, resource_id: uuid.UUID) -> str | None:
+    """The kind of process running on a resource, if any."""
+    return await conn.fetchval(
+        "SELECT kind FROM sagas WHERE resource_id = $1 AND state IN ('running', 'compensating') LIMIT 1",
+        resource_id,
+    )
+
+
+async def awaiting(conn: asyncpg.Connection, message_id: uuid.UUID | None) -> Saga | None:
+    """The saga waiting for the reply to ``message_id`` (locked), if any."""
+    row = await conn.fetchrow("SELECT * FROM sagas WHERE awaiting = $1 FOR UPDATE", message_id)
+    return Saga.of(row) if row else None
+
+
+async def send(ctx: HandlerContext, saga: Saga, step: str, command: Command, *, timeout: float) -> None:
+    """Move to ``step`` by sending ``command``; its reply comes back to the planner."""
+    envelope = ctx.send(command, reply_to=PLANNER_REPLIES.name)
+    saga.step = step
+    last = {
+        "service": command.service,
+        "type": command.type_name(),
+        "payload": command.model_dump(mode="json"),
+    }
+    await ctx.conn.execute(
+        """UPDATE sagas SET step = $3, state = $4, data = $5, awaiting = $6, last_command = $7, resends = 0,
+               deadline = now() + make_interval(secs => $8), updated = now()
+           WHERE kind = $1 AND resource_id = $2""",
+        saga.kind,
+        saga.resource_id,
+        step,
+        saga.state,
+        saga.data,
+        envelope.message_id,
+        {**last, "timeout": timeout},
+        timeout,
+    )
+
+
+async def finish(
+    ctx: HandlerContext, saga: Saga, *, failed: bool = False, code: int | None = None, text: str | None = None
+) -> None:
+    saga.state = "failed" if failed else "done"
+    await ctx.conn.execute(
+        """UPDATE sagas SET state = $3, data = $4, awaiting = NULL, deadline = NULL, error_code = $5,
+               error_text = $6, updated = now() WHERE kind = $1 AND resource_id = $2""",
+        saga.kind,
+        saga.resource_id,
+        saga.state,
+        saga.data,
+        code,
+        text,
+    )
+
+
+async def overdue(conn: asyncpg.Connection, limit: int = 20) -> list[asyncpg.Record]:
+    """Sagas whose awaited reply is late (locked; each handled by one replica)."""
+    return await conn.fetch(
+        """SELECT * FROM sagas WHERE state IN ('running', 'compensating') AND deadline < now()
+           ORDER BY deadline LIMIT $1 FOR UPDATE SKIP LOCKED""",
+        limit,
+    )
+
+
+async def resend(ctx: HandlerContext, row: asyncpg.Record) -> None:
+    """Send the step's command again (a new message id; the command is idempotent)."""
+    last = row["last_command"] if isinstance(row["last_command"], dict) else json.loads(row["last_command"])
+    spec = CATALOGUE.get(last["service"], last["type"])
+    envelope = ctx.send(spec.model.model_validate(last["payload"]), reply_to=PLANNER_REPLIES.name)
+    await ctx.conn.execute(
+        """UPDATE sagas SET awaiting = $3, resends = resends + 1,
+               deadline = now() + make_interval(secs => $4), updated = now()
+           WHERE kind = $1 AND resource_id = $2""",
+        row["kind"],
+        row["resource_id"],
+        envelope.message_id,
+        last["timeout"],
+    )
