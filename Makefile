@@ -56,6 +56,7 @@ $(VCSIM): $(wildcard tests/vcsim/*.go)
 bench: install services vcsim ## benchmarks; each prints ratios against a baseline measured in the same run
 	$(BIN)/python -m bench.bus_throughput
 	$(BIN)/python -m bench.agent_concurrency
+	$(BIN)/python -m bench.audit_ingest
 
 clean: ## remove the virtualenv and build output
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

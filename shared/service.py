@@ -91,6 +91,7 @@ class Service:
         bus = Bus(s.amqp_url, name=d.name)
         runtime = self.runtime = Runtime(s, bus, self.metrics)
         tasks: list[asyncio.Task] = []
+        jobs: list[asyncio.Task] = []
         http_runner = None
         try:
             if d.uses_database:
@@ -139,7 +140,10 @@ class Service:
                 consumers.append(
                     await bus.consume(consumes.queue, dispatcher, prefetch=consumes.prefetch or s.prefetch)
                 )
-            tasks.extend(asyncio.create_task(job(runtime), name=job.__name__) for job in d.jobs)
+            jobs = [asyncio.create_task(job(runtime), name=job.__name__) for job in d.jobs]
+            for job in jobs:
+                job.add_done_callback(_report_crash)
+            tasks.extend(jobs)
             log.info(
                 "service started", http_port=runtime.http_port, queues=[c.queue.name for c in d.consumes]
             )
@@ -158,9 +162,11 @@ class Service:
                 log.warning(
                     "in-flight handlers did not finish within the grace period", grace_s=s.shutdown_grace
                 )
-            for task in tasks:
-                if task.get_name() != "outbox-relay":
-                    task.cancel()
+            # Jobs are cancelled once and given the grace period to clean up (e.g. store what they hold).
+            for job in jobs:
+                job.cancel()
+            if jobs:
+                await asyncio.wait(jobs, timeout=s.shutdown_grace)
             if runtime.relay:
                 runtime.relay.stop()
                 flushed = await runtime.relay.drain(timeout=min(10.0, s.shutdown_grace))
@@ -171,7 +177,8 @@ class Service:
                 )
         finally:
             for task in tasks:
-                task.cancel()
+                if not task.done():
+                    task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             for hook in d.cleanup:
                 with contextlib.suppress(Exception):
@@ -197,6 +204,13 @@ class Service:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def _report_crash(task: asyncio.Task) -> None:
+    """A periodic job that dies says so (the service goes on; its readiness does not depend on it)."""
+    if not task.cancelled() and task.exception() is not None:
+        error = task.exception()
+        log.error("job crashed", job=task.get_name(), error=repr(error), exc_info=error)
 
 
 def main(build: Callable[[], tuple[ServiceDefinition, ServiceSettings]]) -> None:
