@@ -73,6 +73,9 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
         raise DomainError(
             ErrorCode.PARAM_ERROR, f"service offering {command.service_offering_id} does not exist"
         )
+    if source["config"] is not None:  # else the saga checks it once it has read the configuration
+        config = VmSnapshotConfig.model_validate(source["config"])
+        domain.check_offering(offering["name"], offering["cpu_number"], config)
     zone = source["zone_id"]
     networks = []
     for network_id in command.network_ids:

@@ -145,6 +145,7 @@ async def advance_take(taking: saga.Saga, reply: Any, ctx: HandlerContext, plann
         )
     elif taking.step == "configs":
         d["disks"] = [disk.model_dump(mode="json") for disk in reply.config.disks]
+        d["config"] = reply.config.model_dump(mode="json")
         await saga.send(
             ctx,
             taking,
@@ -163,9 +164,10 @@ async def advance_take(taking: saga.Saga, reply: Any, ctx: HandlerContext, plann
         )
     else:
         await ctx.conn.execute(
-            "UPDATE vm_snapshots SET state = 'Ready', disks = $2 WHERE uuid = $1",
+            "UPDATE vm_snapshots SET state = 'Ready', disks = $2, config = $3 WHERE uuid = $1",
             taking.resource_id,
             d["disks"],
+            d["config"],
         )
         action(
             ctx,
@@ -384,6 +386,7 @@ async def advance_adopt(adopting: saga.Saga, reply: Any, ctx: HandlerContext, pl
     if adopting.step == "configs":
         current = snapshots[d["index"]]
         current["disks"] = [disk.model_dump(mode="json") for disk in reply.config.disks]
+        current["config"] = reply.config.model_dump(mode="json")
         await saga.send(
             ctx,
             adopting,
@@ -404,9 +407,10 @@ async def advance_adopt(adopting: saga.Saga, reply: Any, ctx: HandlerContext, pl
     if adopting.step == "record_snapshot":
         current = snapshots[d["index"]]
         await ctx.conn.execute(
-            "UPDATE vm_snapshots SET state = 'Ready', disks = $2 WHERE uuid = $1",
+            "UPDATE vm_snapshots SET state = 'Ready', disks = $2, config = $3 WHERE uuid = $1",
             uuid.UUID(current["id"]),
             current["disks"],
+            current["config"],
         )
         d["index"] += 1
     if d["index"] < len(snapshots):
