@@ -9,7 +9,7 @@ VCSIM := build/vcsim
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/snapdeploy
 
-.PHONY: help install services db test unit integration lint asyncapi samples vcsim bench demo up clean
+.PHONY: help install services db test unit integration e2e lint asyncapi samples vcsim bench demo up clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,6 +57,12 @@ bench: install services vcsim ## benchmarks; each prints ratios against a baseli
 	$(BIN)/python -m bench.bus_throughput
 	$(BIN)/python -m bench.agent_concurrency
 	$(BIN)/python -m bench.audit_ingest
+
+demo: install services vcsim ## the whole stack, deployments from VM snapshots, the audit trail (exits 0 if all checks hold)
+	$(BIN)/python -m scripts.demo
+
+up: install services vcsim ## the same stack in the foreground until Ctrl-C
+	$(BIN)/python -m scripts.demo --up
 
 clean: ## remove the virtualenv and build output
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
