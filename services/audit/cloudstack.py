@@ -102,9 +102,10 @@ def to_cloudstack(row: EventRow) -> CloudStackEvent | None:
     resource_uuid = str(row.resource_id)
     failed = row.state == "Failed"
     body: dict[str, Any] = {
-        # snapdeploy has no users apart from accounts: the actor on whose behalf the work ran.
-        "user": row.actor_account_id,
-        "account": row.account_id,
+        # snapdeploy has no users apart from accounts: the actor on whose behalf the work ran;
+        # work no account asked for is the system's, as in CloudStack.
+        "user": row.actor_account_id or row.account_id or "system",
+        "account": row.account_id or "system",
         "event": row.event_type,
         "status": "Completed" if failed else row.state,
         "entity": entity_class,
