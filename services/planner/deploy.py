@@ -178,6 +178,8 @@ async def answer_again(ctx: HandlerContext, instance: asyncpg.Record):
     if await saga.running(ctx.conn, DEPLOY, instance["uuid"]):
         await pending.park(ctx, instance["uuid"], DEPLOY)
         return DEFERRED
+    # The saga may have ended since the instance was read: read it as it ended.
+    instance = await ctx.conn.fetchrow("SELECT * FROM instances WHERE uuid = $1", instance["uuid"])
     if instance["state"] == "Error":
         raise DomainError(ErrorCode.INTERNAL_ERROR, instance["reason"] or "the deployment failed")
     return succeeded(instance)

@@ -62,8 +62,11 @@ async def begin(ctx: HandlerContext, kind: str, resource_id: uuid.UUID, data: di
 
 
 async def running(conn: asyncpg.Connection, kind: str, resource_id: uuid.UUID) -> Saga | None:
+    """The saga on the resource if it is still going (row locked: a request that parks itself to
+    wait for it cannot miss the answer given by a reply handled at the same moment)."""
     row = await conn.fetchrow(
-        "SELECT * FROM sagas WHERE kind = $1 AND resource_id = $2 AND state IN ('running', 'compensating')",
+        """SELECT * FROM sagas WHERE kind = $1 AND resource_id = $2 AND state IN ('running', 'compensating')
+           FOR UPDATE""",
         kind,
         resource_id,
     )

@@ -49,7 +49,9 @@ async def owned_instance(ctx: HandlerContext, vm_id: uuid.UUID):
 
 async def create_vm_snapshot(command: cmd.CreateVmSnapshot, ctx: HandlerContext, planner: Planner):
     conn = ctx.conn
-    existing = await conn.fetchrow("SELECT * FROM vm_snapshots WHERE uuid = $1", command.vm_snapshot_id)
+    existing = await conn.fetchrow(
+        "SELECT * FROM vm_snapshots WHERE uuid = $1 FOR UPDATE", command.vm_snapshot_id
+    )
     if existing is not None:
         if existing["state"] == "Ready":
             return cmd.CreateVmSnapshotSucceeded(

@@ -64,7 +64,7 @@ async def seed_template_from_vm_snapshot(
             f"storage pool {pool['name']} is another pool",
         )
 
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"seed:{snapshot['id']}:{pool['id']}")
+    await lock_pair(conn, snapshot["id"], pool["id"])
     seed = await store.live_seed(conn, snapshot["id"], pool["id"])
     if seed is None:
         seed = await start(ctx, storage, snapshot, pool, root)
@@ -72,6 +72,20 @@ async def seed_template_from_vm_snapshot(
         return succeeded(seed, command.vm_snapshot_id, command.storage_id)
     await pending.park(ctx, seed["uuid"], SEED)
     return DEFERRED
+
+
+async def lock_pair(conn, snapshot_id: int, pool_id: int) -> None:
+    """Serialises everything about one (snapshot, pool) seed: requests that find it Creating park
+    themselves under this lock, and the agent's reply answers them under it, so none is missed."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"seed:{snapshot_id}:{pool_id}")
+
+
+async def lock_seed(conn, seed_uuid: str) -> None:
+    pair = await conn.fetchrow(
+        "SELECT vm_snapshot_id, pool_id FROM vm_snapshot_spool_ref WHERE uuid = $1", seed_uuid
+    )
+    if pair is not None:
+        await lock_pair(conn, pair["vm_snapshot_id"], pair["pool_id"])
 
 
 async def start(ctx: HandlerContext, storage: Storage, snapshot, pool, root: DiskConfig):
@@ -128,6 +142,7 @@ async def seed_template_succeeded(event: agent.SeedTemplateSucceeded, ctx: Handl
     call = await store.take_call(conn, ctx.envelope.causation_id)
     if call is None:
         return  # not ours, or already handled
+    await lock_seed(conn, event.seed_id)
     seed = await store.move_seed(
         conn,
         event.seed_id,
@@ -165,6 +180,7 @@ async def seed_template_failed(event, ctx: HandlerContext) -> None:
     if call is None:
         return
     seed_uuid = str(call["resource_id"])
+    await lock_seed(conn, seed_uuid)
     reason = f"seeding the template failed: {event.error_text}"
     seed = await store.move_seed(conn, seed_uuid, "Creating", "Error", status=reason[:255])
     if seed is None:

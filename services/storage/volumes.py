@@ -41,7 +41,8 @@ async def create_volume_from_vm_snapshot(
     command: cmd.CreateVolumeFromVmSnapshot, ctx: HandlerContext, storage: Storage
 ):
     conn = ctx.conn
-    existing = await store.volume_or_none(conn, command.new_volume_id)
+    # Locked: a copy finishing now answers the parked requests under the same row lock.
+    existing = await store.volume_or_none(conn, command.new_volume_id, lock=True)
     if existing is not None:
         return await answer_existing(ctx, existing)
     snapshot = await store.vm_snapshot(conn, command.vm_snapshot_id)

@@ -34,9 +34,12 @@ class Consumer:
 
 
 class Bus:
-    def __init__(self, url: str, *, name: str):
+    def __init__(self, url: str, *, name: str, publish_timeout: float = 30.0):
         self.url = url
         self.name = name
+        # A confirm that never comes (a channel lost mid-publish) must not stall the caller for
+        # ever: the publish fails, and the caller's retry sends it again with the same message id.
+        self.publish_timeout = publish_timeout
         self.connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
@@ -128,7 +131,9 @@ class Bus:
             headers=headers or {},
         )
         target = await self._exchange(exchange)
-        await target.publish(message, routing_key=routing_key, mandatory=mandatory)
+        await asyncio.wait_for(
+            target.publish(message, routing_key=routing_key, mandatory=mandatory), self.publish_timeout
+        )
 
     async def publish_until_confirmed(self, out: Outgoing, *, deadline: float = 300.0) -> None:
         """For services without an outbox: retry through reconnects until confirmed or the deadline."""
