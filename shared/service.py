@@ -88,7 +88,7 @@ class Service:
 
     async def run(self) -> None:
         d, s = self.definition, self.settings
-        bus = Bus(s.amqp_url, name=d.name)
+        bus = Bus(s.amqp_url, name=d.name, publish_timeout=s.publish_timeout)
         runtime = self.runtime = Runtime(s, bus, self.metrics)
         tasks: list[asyncio.Task] = []
         jobs: list[asyncio.Task] = []

@@ -33,5 +33,6 @@ class ServiceSettings(BaseSettings):
         default=30.0, gt=0, description="Seconds in-flight handlers get after SIGTERM."
     )
 
+    publish_timeout: float = Field(default=30.0, gt=0, description="Seconds a publish waits for its confirm.")
     outbox_batch: int = Field(default=200, ge=1)
     outbox_poll_interval: float = Field(default=1.0, gt=0, description="Relay poll when no NOTIFY arrives.")
