@@ -22,7 +22,7 @@ import uuid
 
 import asyncpg
 
-from contracts import agent, audit, planner, storage
+from contracts import audit, planner, storage
 from contracts.vsphere import VmInfo
 from shared.bus import Bus
 from tests.support.driver import Driver
@@ -104,15 +104,6 @@ def stop_stack(processes: list[ServiceProcess]) -> bool:
 # -- the main job ------------------------------------------------------------------------------------------
 
 
-async def inventory(cloud: Driver) -> tuple[dict[str, VmInfo], dict]:
-    sent = await cloud.send(agent.SyncInventory(zone_id=ZONE))
-    await cloud.reply(sent)
-    [synced] = await cloud.events.wait_for(
-        lambda e: e.type == "InventorySynced" and e.causation_id == sent.message_id
-    )
-    return {v["name"]: VmInfo.model_validate(v) for v in synced.payload["vms"]}, synced.payload
-
-
 def root_of(vm: VmInfo):
     return min(vm.disks, key=lambda d: (d.controller_key, d.unit_number))
 
@@ -123,7 +114,7 @@ async def pool_ds1(cloud: Driver) -> storage.StoragePool:
 
 async def main_job(cloud: Driver, sim: Simulator, check: Checks) -> None:
     step("sync zone1 (vCenter datacenter DC0)")
-    vms, found = await inventory(cloud)
+    vms, found = await cloud.inventory()
     print(
         f"  {len(found['hosts'])} hosts, {len(found['datastores'])} datastores, "
         f"{len(found['networks'])} port groups"
@@ -148,14 +139,14 @@ async def main_job(cloud: Driver, sim: Simulator, check: Checks) -> None:
     step("write known bytes, take S1, write again, take S2 (child of S1)")
     snapshots = {}
     for name, content in BYTES.items():
-        vms, _ = await inventory(cloud)
+        vms, _ = await cloud.inventory()
         sim.write(root_of(vms["src-vm"]).file, content)
         snapshots[name] = uuid.uuid4()
         made = await cloud.call(
             planner.CreateVmSnapshot(vm_snapshot_id=snapshots[name], vm_id=source_id, name=name)
         )
         print(f"  {name}: {snapshots[name]} (parent {made['parent_id']})")
-    vms, _ = await inventory(cloud)
+    vms, _ = await cloud.inventory()
     sim.write(root_of(vms["src-vm"]).file, b"written after S2\n")
     check(made["parent_id"] == str(snapshots["S1"]), "S2 is a child of S1")
 
@@ -186,7 +177,7 @@ async def main_job(cloud: Driver, sim: Simulator, check: Checks) -> None:
     check(copies == [1, 2, 2], "one seed per snapshot: vm-3 (second from S2) copied no disk")
 
     step("the VMs")
-    vms, _ = await inventory(cloud)
+    vms, _ = await cloud.inventory()
     seeds = {s.install_path: s for s in (await cloud.ask(storage.ListSeeds())).seeds}
     snapshot_names = {v: k for k, v in snapshots.items()}
     for name, source, networks in plan:

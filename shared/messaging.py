@@ -15,6 +15,7 @@ import structlog
 from contracts.base import Command, CommandFailed, Event, Message, Succeeded
 from contracts.catalogue import MessageSpec, failed_reply, succeeded_reply
 from contracts.envelope import Envelope
+from contracts.events import ActionEvent
 from contracts.topology import COMMANDS, EVENTS, command_routing_key, event_routing_key
 from shared.errors import DomainError
 
@@ -77,6 +78,33 @@ class HandlerContext:
         envelope = self.envelope.caused(event, source=self.source, message_id=message_id)
         self.outgoing.append(event_out(envelope, event))
         return envelope
+
+    def action(
+        self,
+        event_type: str,
+        state: str,
+        resource_type: str,
+        resource_id: uuid.UUID,
+        name: str | None,
+        description: str,
+        *,
+        account_id: uuid.UUID | None = None,
+        failed: bool = False,
+    ) -> None:
+        """Emit an ``ActionEvent`` (CloudStack's audit vocabulary); a failure is logged at ERROR."""
+        state = "Failed" if failed else state
+        self.emit(
+            ActionEvent(
+                event_type=event_type,
+                state=state,
+                level="ERROR" if state == "Failed" else "INFO",
+                resource_type=resource_type,
+                resource_id=resource_id,
+                resource_name=name,
+                account_id=account_id or self.envelope.actor.account_id,
+                description=description,
+            )
+        )
 
     def send(
         self, command: Command, *, reply_to: str | None = None, message_id: uuid.UUID | None = None

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.events import ActionEvent, JobStatusChanged, ResourceStateChanged
+from contracts.events import JobStatusChanged, ResourceStateChanged
 from shared.messaging import HandlerContext
 
 
@@ -16,32 +16,6 @@ class Planner:
     memory_overcommit: float = 1.0
     step_timeout: float = 300.0  # seconds a step may wait for its reply
     copy_timeout: float = 3600.0  # seeding and cloning move disk data: longer
-
-
-def action(
-    ctx: HandlerContext,
-    event_type: str,
-    state: str,
-    resource_type: str,
-    resource_id: uuid.UUID,
-    name: str | None,
-    description: str,
-    *,
-    account_id: uuid.UUID | None = None,
-) -> None:
-    failed = state == "Failed"
-    ctx.emit(
-        ActionEvent(
-            event_type=event_type,
-            state=state,
-            level="ERROR" if failed else "INFO",
-            resource_type=resource_type,
-            resource_id=resource_id,
-            resource_name=name,
-            account_id=account_id or ctx.envelope.actor.account_id,
-            description=description,
-        )
-    )
 
 
 def vm_state(

@@ -21,7 +21,7 @@ from contracts.catalogue import failed_reply
 from contracts.errors import ErrorCode
 from contracts.vsphere import DiskConfig, VmSnapshotConfig
 from services.planner import domain, hosts, saga
-from services.planner.common import Planner, action, job, vm_state
+from services.planner.common import Planner, job, vm_state
 from shared.db import pending
 from shared.errors import DomainError
 from shared.messaging import DEFERRED, HandlerContext
@@ -148,8 +148,7 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
         "disk_offering_id": str(source["disk_offering_id"]) if source["disk_offering_id"] else None,
     }
     deployment = await saga.begin(ctx, DEPLOY, command.vm_id, data)
-    action(
-        ctx,
+    ctx.action(
         "VM.CREATE",
         "Scheduled",
         "VirtualMachine",
@@ -233,8 +232,7 @@ async def on_configs(
         deployment.resource_id,
         host["uuid"],
     )
-    action(
-        ctx,
+    ctx.action(
         "VM.CREATE",
         "Started",
         "VirtualMachine",
@@ -363,8 +361,7 @@ async def on_reconfigure(deployment: saga.Saga, reply, ctx, planner: Planner):
 
 async def on_record(deployment: saga.Saga, reply, ctx, planner: Planner):
     d = deployment.data
-    action(
-        ctx,
+    ctx.action(
         "VM.CREATE",
         "Completed",
         "VirtualMachine",
@@ -385,8 +382,7 @@ async def on_nic(deployment: saga.Saga, reply: agent.AttachNicSucceeded, ctx, pl
         uuid.UUID(network["nic_id"]),
         reply.mac,
     )
-    action(
-        ctx,
+    ctx.action(
         "NIC.CREATE",
         "Completed",
         "Nic",
@@ -413,8 +409,7 @@ async def next_nic(deployment: saga.Saga, index: int, ctx, planner: Planner):
             timeout=planner.step_timeout,
         )
         return
-    action(
-        ctx,
+    ctx.action(
         "VM.START",
         "Started",
         "VirtualMachine",
@@ -438,8 +433,7 @@ async def on_power_on(deployment: saga.Saga, reply, ctx, planner: Planner):
         "UPDATE instances SET state = 'Running', updated = now() WHERE uuid = $1 RETURNING *",
         deployment.resource_id,
     )
-    action(
-        ctx,
+    ctx.action(
         "VM.START",
         "Completed",
         "VirtualMachine",
@@ -536,8 +530,7 @@ async def finish_failed(deployment: saga.Saga, ctx) -> None:
         deployment.resource_id,
         error["text"],
     )
-    action(
-        ctx,
+    ctx.action(
         "VM.CREATE",
         "Failed",
         "VirtualMachine",

@@ -14,7 +14,7 @@ from contracts import planner as cmd
 from contracts.base import CommandFailed
 from contracts.errors import ErrorCode
 from services.planner import hosts, saga
-from services.planner.common import Planner, action, vm_state
+from services.planner.common import Planner, vm_state
 from services.planner.snapshots import end, owned_instance
 from shared.db import pending
 from shared.errors import DomainError
@@ -49,8 +49,7 @@ async def start_virtual_machine(command: cmd.StartVirtualMachine, ctx: HandlerCo
         )
     await hosts.reserve_again(ctx.conn, planner, command.vm_id)
     starting = await begin(ctx, START, instance, "Starting", {})
-    action(
-        ctx,
+    ctx.action(
         "VM.START",
         "Started",
         "VirtualMachine",
@@ -78,8 +77,7 @@ async def stop_virtual_machine(command: cmd.StopVirtualMachine, ctx: HandlerCont
             ErrorCode.PARAM_ERROR, f"VM {instance['name']} is {instance['state']}; only a Running VM stops"
         )
     stopping = await begin(ctx, STOP, instance, "Stopping", {})
-    action(
-        ctx,
+    ctx.action(
         "VM.STOP",
         "Started",
         "VirtualMachine",
@@ -113,8 +111,7 @@ async def destroy_virtual_machine(command: cmd.DestroyVirtualMachine, ctx: Handl
         "Stopping" if instance["state"] == "Running" else instance["state"],
         {"expunge": command.expunge},
     )
-    action(
-        ctx,
+    ctx.action(
         "VM.DESTROY",
         "Started",
         "VirtualMachine",
@@ -158,8 +155,7 @@ async def finish_destroy(destroying: saga.Saga, ctx: HandlerContext) -> None:
         "UPDATE nics SET state = 'Released' WHERE instance_uuid = $1", destroying.resource_id
     )
     vm_state(ctx, destroying.resource_id, d["was"], state)
-    action(
-        ctx,
+    ctx.action(
         "VM.DESTROY",
         "Completed",
         "VirtualMachine",
@@ -191,7 +187,7 @@ async def advance(process: saga.Saga, reply: Any, ctx: HandlerContext, planner: 
         if process.kind == START:
             await hosts.release_for(ctx.conn, vm_id)
         text = f"{process.kind} of {d['name']} failed: {reply.error_text}"
-        action(ctx, f"VM.{process.kind.upper()}", "Failed", "VirtualMachine", vm_id, d["name"], text)
+        ctx.action(f"VM.{process.kind.upper()}", "Failed", "VirtualMachine", vm_id, d["name"], text)
         await end(ctx, process, process.kind, command, error=(reply.error_code, text, reply.fault))
         return
     if process.kind == DESTROY:
@@ -205,8 +201,7 @@ async def advance(process: saga.Saga, reply: Any, ctx: HandlerContext, planner: 
         "UPDATE instances SET state = $2, updated = now() WHERE uuid = $1", vm_id, new_state
     )
     vm_state(ctx, vm_id, "Starting" if process.kind == START else "Stopping", new_state)
-    action(
-        ctx,
+    ctx.action(
         f"VM.{process.kind.upper()}",
         "Completed",
         "VirtualMachine",

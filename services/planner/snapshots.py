@@ -18,7 +18,7 @@ from contracts.catalogue import failed_reply
 from contracts.errors import ErrorCode
 from contracts.vsphere import VmInfo
 from services.planner import domain, saga
-from services.planner.common import Planner, action, job
+from services.planner.common import Planner, job
 from shared.db import pending
 from shared.errors import DomainError
 from shared.messaging import DEFERRED, HandlerContext
@@ -90,8 +90,7 @@ async def create_vm_snapshot(command: cmd.CreateVmSnapshot, ctx: HandlerContext,
         "parent": str(parent) if parent else None,
     }
     taking = await saga.begin(ctx, TAKE, command.vm_snapshot_id, data)
-    action(
-        ctx,
+    ctx.action(
         "VMSNAPSHOT.CREATE",
         "Started",
         "VMSnapshot",
@@ -171,8 +170,7 @@ async def advance_take(taking: saga.Saga, reply: Any, ctx: HandlerContext, plann
             d["disks"],
             d["config"],
         )
-        action(
-            ctx,
+        ctx.action(
             "VMSNAPSHOT.CREATE",
             "Completed",
             "VMSnapshot",
@@ -251,8 +249,7 @@ async def advance_remove(removing: saga.Saga, reply: Any, ctx: HandlerContext, p
         removing.resource_id,
         removed["parent_uuid"],
     )
-    action(
-        ctx,
+    ctx.action(
         "VMSNAPSHOT.DELETE",
         "Completed",
         "VMSnapshot",
@@ -425,8 +422,7 @@ async def advance_adopt(adopting: saga.Saga, reply: Any, ctx: HandlerContext, pl
             timeout=planner.step_timeout,
         )
         return
-    action(
-        ctx,
+    ctx.action(
         "VM.IMPORT",
         "Completed",
         "VirtualMachine",

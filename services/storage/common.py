@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from contracts.agent import AgentCommand
-from contracts.events import ActionEvent, ResourceStateChanged
+from contracts.events import ResourceStateChanged
 from services.storage import store
 from shared.messaging import HandlerContext
 
@@ -24,31 +24,6 @@ async def call_agent(
     """Send an agent command whose reply comes back to this service, and remember what it was for."""
     envelope = ctx.send(command, reply_to=REPLIES)
     await store.remember_call(ctx.conn, envelope.message_id, operation, resource_id, **detail)
-
-
-def action(
-    ctx: HandlerContext,
-    event_type: str,
-    state: str,
-    resource_type: str,
-    resource_id: uuid.UUID,
-    name: str | None,
-    description: str,
-    *,
-    failed: bool = False,
-) -> None:
-    ctx.emit(
-        ActionEvent(
-            event_type=event_type,
-            state="Failed" if failed else state,
-            level="ERROR" if failed else "INFO",
-            resource_type=resource_type,
-            resource_id=resource_id,
-            resource_name=name,
-            account_id=ctx.envelope.actor.account_id,
-            description=description,
-        )
-    )
 
 
 def state_changed(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from contracts import storage as cmd
 from contracts.events import InventorySynced
 from services.storage import store
-from services.storage.common import action, state_changed
+from services.storage.common import state_changed
 from shared.errors import TransientError
 from shared.messaging import HandlerContext
 
@@ -82,8 +82,7 @@ async def record_virtual_machine(event: cmd.RecordVirtualMachine, ctx: HandlerCo
             device_id=volume.disk.unit_number,
         )
         if ready is not None:
-            action(
-                ctx,
+            ctx.action(
                 "VOLUME.CREATE",
                 "Completed",
                 "Volume",

@@ -18,7 +18,7 @@ import structlog
 from contracts import agent
 from contracts.envelope import Envelope
 from services.storage import store
-from services.storage.common import action, call_agent, state_changed
+from services.storage.common import call_agent, state_changed
 from shared.db import outbox
 from shared.messaging import HandlerContext
 
@@ -102,8 +102,7 @@ async def delete_disk_succeeded(event: agent.DeleteDiskSucceeded, ctx: HandlerCo
         return
     await store.count(ctx.conn, volume["pool_id"], -volume["counted_bytes"])
     state_changed(ctx, "Volume", volume["uuid"], "Expunging", "Expunged")
-    action(
-        ctx,
+    ctx.action(
         "VOLUME.EXPUNGE",
         "Completed",
         "Volume",

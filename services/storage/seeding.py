@@ -18,7 +18,7 @@ from contracts.errors import ErrorCode
 from contracts.storage import SeedTemplateFromVmSnapshot, SeedTemplateFromVmSnapshotSucceeded
 from contracts.vsphere import DiskConfig
 from services.storage import domain, store
-from services.storage.common import Storage, action, call_agent, state_changed
+from services.storage.common import Storage, call_agent, state_changed
 from shared.db import pending
 from shared.errors import DomainError
 from shared.messaging import DEFERRED, HandlerContext
@@ -124,8 +124,7 @@ async def start(ctx: HandlerContext, storage: Storage, snapshot, pool, root: Dis
         pool=str(pool["uuid"]),
     )
     name = f"seed of {snapshot['name']} on {pool['name']}"
-    action(
-        ctx,
+    ctx.action(
         "TEMPLATE.CREATE",
         "Started",
         "Template",
@@ -157,8 +156,7 @@ async def seed_template_succeeded(event: agent.SeedTemplateSucceeded, ctx: Handl
         return
     snapshot_uuid, pool_uuid = uuid.UUID(call["detail"]["snapshot"]), uuid.UUID(call["detail"]["pool"])
     seed_uuid = uuid.UUID(seed["uuid"])
-    action(
-        ctx,
+    ctx.action(
         "TEMPLATE.CREATE",
         "Completed",
         "Template",
@@ -186,7 +184,7 @@ async def seed_template_failed(event, ctx: HandlerContext) -> None:
     if seed is None:
         return
     await store.count(conn, seed["pool_id"], -seed["template_size"])
-    action(ctx, "TEMPLATE.CREATE", "Completed", "Template", uuid.UUID(seed_uuid), None, reason, failed=True)
+    ctx.action("TEMPLATE.CREATE", "Completed", "Template", uuid.UUID(seed_uuid), None, reason, failed=True)
     state_changed(ctx, "SeededTemplate", uuid.UUID(seed_uuid), "Creating", "Error", reason)
     failure = failed_reply(SeedTemplateFromVmSnapshot)(
         error_code=event.error_code, error_text=reason, retryable=event.retryable, fault=event.fault

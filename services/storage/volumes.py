@@ -16,7 +16,7 @@ from contracts.catalogue import failed_reply
 from contracts.errors import ErrorCode
 from contracts.vsphere import DiskConfig
 from services.storage import domain, store
-from services.storage.common import Storage, action, call_agent, state_changed
+from services.storage.common import Storage, call_agent, state_changed
 from shared.db import pending
 from shared.errors import DomainError
 from shared.messaging import DEFERRED, HandlerContext
@@ -97,7 +97,7 @@ async def create_volume_from_vm_snapshot(
         command.new_volume_id,
     )
     description = f"volume {command.name} from disk {disk.key} of VM snapshot {snapshot['name']}"
-    action(ctx, "VOLUME.CREATE", "Started", "Volume", command.new_volume_id, command.name, description)
+    ctx.action("VOLUME.CREATE", "Started", "Volume", command.new_volume_id, command.name, description)
     state_changed(ctx, "Volume", command.new_volume_id, None, "Allocated")
     state_changed(ctx, "Volume", command.new_volume_id, "Allocated", "Creating")
     await pending.park(ctx, command.new_volume_id, COPY)
@@ -130,8 +130,7 @@ async def copy_volume_succeeded(event: agent.CopyVolumeFromSnapshotSucceeded, ct
     if volume is None:
         return
     pool = await store.pool(conn, id_=volume["pool_id"])
-    action(
-        ctx,
+    ctx.action(
         "VOLUME.CREATE",
         "Completed",
         "Volume",
@@ -159,7 +158,7 @@ async def copy_volume_failed(event, ctx: HandlerContext) -> None:
     if volume is None:
         return
     await store.count(conn, volume["pool_id"], -volume["size_bytes"])
-    action(ctx, "VOLUME.CREATE", "Completed", "Volume", volume_uuid, volume["name"], reason, failed=True)
+    ctx.action("VOLUME.CREATE", "Completed", "Volume", volume_uuid, volume["name"], reason, failed=True)
     state_changed(ctx, "Volume", volume_uuid, "Creating", "Error", reason)
     failure = volume_failed(cmd.CreateVolumeFromVmSnapshot, event.error_code, reason, event.fault)
     ctx.outgoing.extend(await pending.answer(conn, volume_uuid, COPY, failure, source="storage"))
@@ -224,8 +223,7 @@ async def attach_disk_succeeded(event: agent.AttachDiskSucceeded, ctx: HandlerCo
         device_id=event.disk.unit_number,
         device_key=event.disk.key,
     )
-    action(
-        ctx,
+    ctx.action(
         "VOLUME.ATTACH",
         "Completed",
         "Volume",
@@ -245,7 +243,7 @@ async def attach_disk_failed(event, ctx: HandlerContext) -> None:
         return
     volume = await store.move_volume(ctx.conn, call["resource_id"], ("Attaching",), "Ready")
     text = f"attaching volume {volume['name']} failed: {event.error_text}"
-    action(ctx, "VOLUME.ATTACH", "Completed", "Volume", volume["uuid"], volume["name"], text, failed=True)
+    ctx.action("VOLUME.ATTACH", "Completed", "Volume", volume["uuid"], volume["name"], text, failed=True)
     failure = volume_failed(cmd.AttachVolume, event.error_code, text, event.fault)
     ctx.outgoing.extend(await pending.answer(ctx.conn, volume["uuid"], ATTACH, failure, source="storage"))
 
@@ -279,7 +277,7 @@ async def detach_disk_succeeded(event: agent.DetachDiskSucceeded, ctx: HandlerCo
     volume = await store.move_volume(
         ctx.conn, call["resource_id"], ("Ready",), "Ready", vm_uuid=None, device_id=None
     )
-    action(ctx, "VOLUME.DETACH", "Completed", "Volume", volume["uuid"], volume["name"], "detached")
+    ctx.action("VOLUME.DETACH", "Completed", "Volume", volume["uuid"], volume["name"], "detached")
     reply = cmd.DetachVolumeSucceeded(volume_id=volume["uuid"])
     ctx.outgoing.extend(await pending.answer(ctx.conn, volume["uuid"], DETACH, reply, source="storage"))
 
@@ -290,7 +288,7 @@ async def detach_disk_failed(event, ctx: HandlerContext) -> None:
         return
     volume = await store.volume(ctx.conn, call["resource_id"])
     text = f"detaching volume {volume['name']} failed: {event.error_text}"
-    action(ctx, "VOLUME.DETACH", "Completed", "Volume", volume["uuid"], volume["name"], text, failed=True)
+    ctx.action("VOLUME.DETACH", "Completed", "Volume", volume["uuid"], volume["name"], text, failed=True)
     failure = volume_failed(cmd.DetachVolume, event.error_code, text, event.fault)
     ctx.outgoing.extend(await pending.answer(ctx.conn, volume["uuid"], DETACH, failure, source="storage"))
 
@@ -347,8 +345,7 @@ async def extend_disk_succeeded(event: agent.ExtendDiskSucceeded, ctx: HandlerCo
         size_bytes=event.size_bytes,
         counted_bytes=volume["counted_bytes"] + grow,
     )
-    action(
-        ctx,
+    ctx.action(
         "VOLUME.RESIZE",
         "Completed",
         "Volume",
@@ -367,7 +364,7 @@ async def extend_disk_failed(event, ctx: HandlerContext) -> None:
     volume = await store.move_volume(ctx.conn, call["resource_id"], ("Resizing",), "Ready")
     await store.count(ctx.conn, volume["pool_id"], -call["detail"]["grow"])
     text = f"resizing volume {volume['name']} failed: {event.error_text}"
-    action(ctx, "VOLUME.RESIZE", "Completed", "Volume", volume["uuid"], volume["name"], text, failed=True)
+    ctx.action("VOLUME.RESIZE", "Completed", "Volume", volume["uuid"], volume["name"], text, failed=True)
     failure = volume_failed(cmd.ResizeVolume, event.error_code, text, event.fault)
     ctx.outgoing.extend(await pending.answer(ctx.conn, volume["uuid"], RESIZE, failure, source="storage"))
 
@@ -383,8 +380,7 @@ async def delete_volume(command: cmd.DeleteVolume, ctx: HandlerContext, storage:
         )
     await store.move_volume(ctx.conn, command.volume_id, (volume["state"],), "Destroy")
     state_changed(ctx, "Volume", command.volume_id, volume["state"], "Destroy")
-    action(
-        ctx,
+    ctx.action(
         "VOLUME.DELETE",
         "Completed",
         "Volume",
@@ -426,8 +422,7 @@ async def allocate_root_volume(command: cmd.AllocateRootVolume, ctx: HandlerCont
         command.iso_id,
         seed_id,
     )
-    action(
-        ctx,
+    ctx.action(
         "VOLUME.CREATE",
         "Started",
         "Volume",
@@ -453,8 +448,7 @@ async def destroy_vm_volumes(command: cmd.DestroyVmVolumes, ctx: HandlerContext,
         command.vm_id,
     )
     for row in destroyed:
-        action(
-            ctx,
+        ctx.action(
             "VOLUME.DELETE",
             "Completed",
             "Volume",

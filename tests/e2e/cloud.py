@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from contracts import agent, planner, storage
+from contracts import planner, storage
 from contracts.envelope import Actor
 from contracts.vsphere import VmInfo
 from tests.support.stack import ZONE, Stack
@@ -21,12 +21,7 @@ class Source:
 
 
 async def source_vm(cloud: Stack) -> VmInfo:
-    sent = await cloud.send(agent.SyncInventory(zone_id=ZONE))
-    await cloud.reply(sent)
-    [synced] = await cloud.events.wait_for(
-        lambda e: e.type == "InventorySynced" and e.causation_id == sent.message_id
-    )
-    return next(VmInfo.model_validate(v) for v in synced.payload["vms"] if v["name"] == "src-vm")
+    return (await cloud.inventory())[0]["src-vm"]
 
 
 async def prepare(cloud: Stack) -> Source:

@@ -36,14 +36,7 @@ def deploy(
 
 
 async def vcenter_vms(cloud: Stack) -> dict[str, VmInfo]:
-    from contracts import agent
-
-    sent = await cloud.send(agent.SyncInventory(zone_id=ZONE))
-    await cloud.reply(sent)
-    [synced] = await cloud.events.wait_for(
-        lambda e: e.type == "InventorySynced" and e.causation_id == sent.message_id
-    )
-    return {v["name"]: VmInfo.model_validate(v) for v in synced.payload["vms"]}
+    return (await cloud.inventory())[0]
 
 
 async def snapshot_with(cloud: Stack, vm_id: uuid.UUID, name: str, content: bytes) -> uuid.UUID:

@@ -50,14 +50,6 @@ class Zone(Driver):
         super().__init__(bus, events)
         self.sim, self.process = sim, process
 
-    async def inventory(self) -> dict[str, VmInfo]:
-        sent = await self.send(cmd.SyncInventory(zone_id=ZONE))
-        await self.reply(sent)
-        [synced] = await self.events.wait_for(
-            lambda e: e.type == "InventorySynced" and e.causation_id == sent.message_id
-        )
-        return {vm["name"]: VmInfo.model_validate(vm) for vm in synced.payload["vms"]}, synced.payload
-
     async def snapshot(self, vm: VmInfo, name: str) -> dict:
         return (
             await self.call(

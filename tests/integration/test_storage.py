@@ -47,12 +47,7 @@ async def pools(cloud: Stack) -> dict[str, cmd.StoragePool]:
 
 async def source_vm(cloud: Stack) -> VmInfo:
     """src-vm as vCenter has it now (its current disk files change with each snapshot)."""
-    sent = await cloud.send(agent.SyncInventory(zone_id=ZONE))
-    await cloud.reply(sent)
-    [synced] = await cloud.events.wait_for(
-        lambda e: e.type == "InventorySynced" and e.causation_id == sent.message_id
-    )
-    return next(VmInfo.model_validate(v) for v in synced.payload["vms"] if v["name"] == "src-vm")
+    return (await cloud.inventory())[0]["src-vm"]
 
 
 async def adopt_source_vm(cloud: Stack) -> Source:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from contracts.agent import SyncInventory
 from contracts.base import Command, Query, QueryResult
 from contracts.envelope import Envelope
+from contracts.vsphere import VmInfo
 from shared.bus import Bus
 from shared.bus.queries import QueryClient
 from shared.messaging import command_out
@@ -60,3 +62,12 @@ class Driver:
             if loop.time() > deadline:
                 raise AssertionError(f"{what} did not hold within {timeout}s; last answer: {answer}")
             await asyncio.sleep(0.1)
+
+    async def inventory(self, zone_id: str = "zone1") -> tuple[dict[str, VmInfo], dict]:
+        """Sync the zone: its VMs by name, as vCenter has them now, and the InventorySynced payload."""
+        sent = await self.send(SyncInventory(zone_id=zone_id))
+        await self.reply(sent)
+        [synced] = await self.events.wait_for(
+            lambda e: e.type == "InventorySynced" and e.causation_id == sent.message_id
+        )
+        return {v["name"]: VmInfo.model_validate(v) for v in synced.payload["vms"]}, synced.payload
