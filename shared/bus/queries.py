@@ -37,10 +37,15 @@ class QueryClient:
         # Direct reply-to needs the consumer and the publisher on one channel; a new one is
         # opened whenever the last was lost with its connection.
         async with self._lock:
-            if self._channel is None or self._channel.is_closed:
-                self._channel = await self.bus.connection.channel()
-                replies = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
-                await replies.consume(self._on_reply, no_ack=True)
+            while self._channel is None or self._channel.is_closed:
+                await self.bus.connection.connected.wait()  # a robust connection may be reconnecting
+                try:
+                    channel = await self.bus.connection.channel()
+                    replies = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+                    await replies.consume(self._on_reply, no_ack=True)
+                    self._channel = channel
+                except (RuntimeError, aio_pika.exceptions.AMQPError):  # lost again meanwhile
+                    await asyncio.sleep(0.2)
             return self._channel
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
@@ -55,22 +60,8 @@ class QueryClient:
         waiter = asyncio.get_running_loop().create_future()
         self._waiting[key] = waiter
         try:
-            channel = await self._ready_channel()
-            exchange = await channel.get_exchange(QUERIES.name, ensure=False)
-            await exchange.publish(
-                aio_pika.Message(
-                    envelope.to_bytes(),
-                    content_type="application/json",
-                    message_id=key,
-                    correlation_id=key,
-                    type=envelope.type,
-                    reply_to=DIRECT_REPLY_TO,
-                    app_id=self.source,
-                ),
-                routing_key=query_routing_key(query),
-                mandatory=True,
-            )
-            answer = await asyncio.wait_for(waiter, timeout)
+            async with asyncio.timeout(timeout):
+                answer = await self._ask(envelope, query, waiter)
         finally:
             self._waiting.pop(key, None)
         if answer.type == "QueryFailed":
@@ -79,3 +70,22 @@ class QueryClient:
         if spec is None:
             raise DomainError(530, f"unknown answer type {answer.type} to {query.type_name()}")
         return spec.model.model_validate(answer.payload)
+
+    async def _ask(self, envelope: Envelope, query: Query, waiter: asyncio.Future[Envelope]) -> Envelope:
+        channel = await self._ready_channel()
+        exchange = await channel.get_exchange(QUERIES.name, ensure=False)
+        key = str(envelope.message_id)
+        await exchange.publish(
+            aio_pika.Message(
+                envelope.to_bytes(),
+                content_type="application/json",
+                message_id=key,
+                correlation_id=key,
+                type=envelope.type,
+                reply_to=DIRECT_REPLY_TO,
+                app_id=self.source,
+            ),
+            routing_key=query_routing_key(query),
+            mandatory=True,
+        )
+        return await waiter
