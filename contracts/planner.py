@@ -157,6 +157,11 @@ def host_id(zone_id: str, host_ref: str) -> uuid.UUID:
     return uuid.uuid5(_IDS, f"host/{zone_id}/{host_ref}")
 
 
+def template_id(zone_id: str, template_ref: str) -> uuid.UUID:
+    """A vCenter template's id: derived from its zone and vCenter ref."""
+    return uuid.uuid5(_IDS, f"template/{zone_id}/{template_ref}")
+
+
 def network_id(zone_id: str, port_group: str) -> uuid.UUID:
     """A guest network's id: derived from its zone and port group name."""
     return uuid.uuid5(_IDS, f"network/{zone_id}/{port_group}")
@@ -328,3 +333,32 @@ class ListServiceOfferingsResult(QueryResult):
     """The offerings."""
 
     offerings: list[ServiceOffering]
+
+
+class Template(BaseModel):
+    """A template VM found in vCenter; deployments linked-clone it from its base snapshot."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    name: str
+    zone_id: str
+    pool: str
+    cpu_number: int
+    memory_mb: int
+    root_size_bytes: int
+    deployable: bool = Field(description="It has a base snapshot to link clones from.")
+
+
+class ListTemplates(Query):
+    """Templates of a zone (or all)."""
+
+    service = "planner"
+
+    zone_id: str | None = None
+
+
+class ListTemplatesResult(QueryResult):
+    """The templates."""
+
+    templates: list[Template]

@@ -26,6 +26,9 @@ from shared.db import pending
 from shared.errors import DomainError
 from shared.messaging import DEFERRED, HandlerContext
 
+# The owner of what is deployed from a template by a caller with no account (a service).
+SYSTEM_ACCOUNT = uuid.UUID("00000000-0000-0000-0000-000000000000")
+
 DEPLOY = "deploy"
 STEP_NAMES = {
     "configs": "reading the VM snapshot's configuration",
@@ -47,25 +50,12 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
     existing = await conn.fetchrow("SELECT * FROM instances WHERE uuid = $1", command.vm_id)
     if existing is not None:
         return await answer_again(ctx, existing)
-    if command.template_id is not None:
-        raise DomainError(
-            ErrorCode.UNSUPPORTED, "deploying from a template is not available yet; use vm_snapshot_id"
-        )
-    domain.check_snapshot_request(command)
-    source = await conn.fetchrow(
-        """SELECT s.*, i.vm_ref, i.zone_id, i.hypervisor, i.pool, i.vm_template_id, i.disk_offering_id,
-                  i.name AS vm_name, i.account_id AS owner
-           FROM vm_snapshots s JOIN instances i ON i.uuid = s.instance_uuid WHERE s.uuid = $1""",
-        command.vm_snapshot_id,
-    )
-    if source is None or source["state"] != "Ready":
-        raise DomainError(ErrorCode.PARAM_ERROR, f"VM snapshot {command.vm_snapshot_id} does not exist")
-    actor = ctx.envelope.actor
-    if not domain.may_use(actor.role, actor.account_id, source["owner"]):
-        raise DomainError(
-            ErrorCode.ACCOUNT_ERROR, f"account {actor.account_id} may not use VM snapshot {source['name']}"
-        )
-    domain.require_vmware(source["hypervisor"])
+    if command.vm_snapshot_id is not None:
+        source = await snapshot_source(ctx, command)
+    else:
+        source = await template_source(ctx, command)
+    if command.service_offering_id is None:
+        raise DomainError(ErrorCode.PARAM_ERROR, "service_offering_id is required")
     offering = await conn.fetchrow(
         "SELECT * FROM service_offerings WHERE uuid = $1", command.service_offering_id
     )
@@ -74,9 +64,10 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
             ErrorCode.PARAM_ERROR, f"service offering {command.service_offering_id} does not exist"
         )
     if source["config"] is not None:  # else the saga checks it once it has read the configuration
-        config = VmSnapshotConfig.model_validate(source["config"])
-        domain.check_offering(offering["name"], offering["cpu_number"], config)
-    zone = source["zone_id"]
+        domain.check_offering(
+            offering["name"], offering["cpu_number"], VmSnapshotConfig.model_validate(source["config"])
+        )
+    zone, pool = source["zone"], source["pool"]
     networks = []
     for network_id in command.network_ids:
         network = await conn.fetchrow(
@@ -91,35 +82,32 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
         host = await conn.fetchrow("SELECT * FROM hosts WHERE uuid = $1", command.host_id)
         if host is None:
             raise DomainError(ErrorCode.PARAM_ERROR, f"host {command.host_id} does not exist")
-        if source["pool"] not in host["pools"]:
+        if pool not in host["pools"]:
             raise DomainError(
                 ErrorCode.PARAM_ERROR,
-                f"host {host['name']} cannot reach storage pool {source['pool']}, "
-                "which holds the VM snapshot",
+                f"host {host['name']} cannot reach storage pool {pool}, which holds the {source['kind']}",
             )
     name = command.name or f"i-{command.vm_id.hex[:8]}"
     if await conn.fetchval("SELECT 1 FROM instances WHERE name = $1", name):
         raise DomainError(ErrorCode.PARAM_ERROR, f"an instance named {name} already exists")
 
-    account = actor.account_id or source["owner"]
+    account = ctx.envelope.actor.account_id or source["owner"]
     await conn.execute(
         """INSERT INTO instances (uuid, name, display_name, account_id, zone_id, state, hypervisor,
                service_offering_id, vm_template_id, disk_offering_id, source_vm_snapshot_id, root_volume_id,
-               pool,
-               cpu_number, cpu_speed_mhz, memory_mb)
-           VALUES ($1, $2, $3, $4, $5, 'Starting', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
+               pool, cpu_number, cpu_speed_mhz, memory_mb)
+           VALUES ($1, $2, $3, $4, $5, 'Starting', 'VMware', $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
         command.vm_id,
         name,
         command.display_name or name,
         account,
         zone,
-        source["hypervisor"],
         offering["uuid"],
-        source["vm_template_id"],
+        source["template_id"],
         source["disk_offering_id"],
         command.vm_snapshot_id,
         uuid.uuid4(),
-        source["pool"],
+        pool,
         offering["cpu_number"],
         offering["cpu_speed_mhz"],
         offering["memory_mb"],
@@ -134,17 +122,15 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
             order,
         )
     data = {
+        **source["saga"],
         "zone": zone,
         "name": name,
         "account": str(account),
-        "source_vm_ref": source["vm_ref"],
-        "snapshot_ref": source["snapshot_ref"],
-        "snapshot_id": str(command.vm_snapshot_id),
-        "pool": source["pool"],
+        "pool": pool,
         "offering": {k: offering[k] for k in ("name", "cpu_number", "cpu_speed_mhz", "memory_mb")},
         "networks": networks,
         "host_id": str(command.host_id) if command.host_id else None,
-        "template_id": str(source["vm_template_id"]) if source["vm_template_id"] else None,
+        "template_id": str(source["template_id"]) if source["template_id"] else None,
         "disk_offering_id": str(source["disk_offering_id"]) if source["disk_offering_id"] else None,
     }
     deployment = await saga.begin(ctx, DEPLOY, command.vm_id, data)
@@ -154,22 +140,90 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
         "VirtualMachine",
         command.vm_id,
         name,
-        f"deploying {name} from VM snapshot {source['name']}",
+        f"deploying {name} from {source['description']}",
         account_id=account,
     )
     vm_state(ctx, command.vm_id, None, "Starting")
     job(ctx, "in_progress", "DeployVirtualMachine")
-    await saga.send(
-        ctx,
-        deployment,
-        "configs",
-        agent.GetVmSnapshotConfigs(
-            zone_id=zone, vm_ref=source["vm_ref"], snapshot_ref=source["snapshot_ref"]
-        ),
-        timeout=planner.step_timeout,
-    )
+    if "template" in data:  # a template needs no configuration read and no seed
+        await place(deployment, ctx, planner)
+    else:
+        await saga.send(
+            ctx,
+            deployment,
+            "configs",
+            agent.GetVmSnapshotConfigs(
+                zone_id=zone, vm_ref=data["source_vm_ref"], snapshot_ref=data["snapshot_ref"]
+            ),
+            timeout=planner.step_timeout,
+        )
     await pending.park(ctx, command.vm_id, DEPLOY)
     return DEFERRED
+
+
+async def snapshot_source(ctx: HandlerContext, command: cmd.DeployVirtualMachine) -> dict[str, Any]:
+    """Deploying from a VM snapshot: the spec's request checks, and what the saga needs of it."""
+    domain.check_snapshot_request(command)
+    snapshot = await ctx.conn.fetchrow(
+        """SELECT s.*, i.vm_ref, i.zone_id, i.hypervisor, i.pool, i.vm_template_id, i.disk_offering_id,
+                  i.account_id AS owner
+           FROM vm_snapshots s JOIN instances i ON i.uuid = s.instance_uuid WHERE s.uuid = $1""",
+        command.vm_snapshot_id,
+    )
+    if snapshot is None or snapshot["state"] != "Ready":
+        raise DomainError(ErrorCode.PARAM_ERROR, f"VM snapshot {command.vm_snapshot_id} does not exist")
+    actor = ctx.envelope.actor
+    if not domain.may_use(actor.role, actor.account_id, snapshot["owner"]):
+        raise DomainError(
+            ErrorCode.ACCOUNT_ERROR, f"account {actor.account_id} may not use VM snapshot {snapshot['name']}"
+        )
+    domain.require_vmware(snapshot["hypervisor"])
+    return {
+        "kind": "VM snapshot",
+        "description": f"VM snapshot {snapshot['name']}",
+        "zone": snapshot["zone_id"],
+        "pool": snapshot["pool"],
+        "owner": snapshot["owner"],
+        "config": snapshot["config"],
+        "template_id": snapshot["vm_template_id"],
+        "disk_offering_id": snapshot["disk_offering_id"],
+        "saga": {
+            "source_vm_ref": snapshot["vm_ref"],
+            "snapshot_ref": snapshot["snapshot_ref"],
+            "snapshot_id": str(command.vm_snapshot_id),
+        },
+    }
+
+
+async def template_source(ctx: HandlerContext, command: cmd.DeployVirtualMachine) -> dict[str, Any]:
+    """Deploying from a template: the same pipeline, cloned from the template's base snapshot."""
+    template = await ctx.conn.fetchrow("SELECT * FROM templates WHERE uuid = $1", command.template_id)
+    if template is None:
+        raise DomainError(ErrorCode.PARAM_ERROR, f"template {command.template_id} does not exist")
+    if command.zone_id is not None and command.zone_id != template["zone_id"]:
+        raise DomainError(
+            ErrorCode.PARAM_ERROR,
+            f"template {template['name']} is in zone {template['zone_id']}, not {command.zone_id}",
+        )
+    if template["base_snapshot_ref"] is None:
+        raise DomainError(
+            ErrorCode.PARAM_ERROR, f"template {template['name']} has no snapshot to make linked clones from"
+        )
+    return {
+        "kind": "template",
+        "description": f"template {template['name']}",
+        "zone": template["zone_id"],
+        "pool": template["pool"],
+        "owner": ctx.envelope.actor.account_id or SYSTEM_ACCOUNT,
+        "config": None,
+        "template_id": template["uuid"],
+        "disk_offering_id": None,
+        "saga": {
+            "template": {"ref": template["ref"], "base": template["base_snapshot_ref"]},
+            "root_size": template["root_size"],
+            "cores_per_socket": 1,
+        },
+    }
 
 
 async def answer_again(ctx: HandlerContext, instance: asyncpg.Record):
@@ -218,6 +272,12 @@ async def on_configs(
     root = root_disk(config)
     d["cores_per_socket"] = config.cores_per_socket
     d["root_size"] = root.size_bytes
+    await place(deployment, ctx, planner)
+
+
+async def place(deployment: saga.Saga, ctx, planner: Planner):
+    """Plan the host and reserve its capacity; then seed (from a snapshot) or go on to the root volume."""
+    d = deployment.data
     host = await hosts.reserve(
         ctx.conn,
         planner,
@@ -241,6 +301,10 @@ async def on_configs(
         f"placed on host {host['name']}",
         account_id=uuid.UUID(d["account"]),
     )
+    if "template" in d:
+        d["seed"] = {"id": None, "template_ref": d["template"]["ref"], "base": d["template"]["base"]}
+        await allocate_root(deployment, ctx, planner)
+        return
     await saga.send(
         ctx,
         deployment,
@@ -263,6 +327,11 @@ async def on_seed(
         "template_ref": reply.template_ref,
         "base": reply.base_snapshot_ref,
     }
+    await allocate_root(deployment, ctx, planner)
+
+
+async def allocate_root(deployment: saga.Saga, ctx, planner: Planner):
+    d = deployment.data
     root_volume = await ctx.conn.fetchval(
         "SELECT root_volume_id FROM instances WHERE uuid = $1", deployment.resource_id
     )
@@ -278,7 +347,7 @@ async def on_seed(
             zone_id=d["zone"],
             storage_id=storage.pool_id(d["zone"], d["pool"]),
             size_bytes=d["root_size"],
-            seed_id=reply.seed_id,
+            seed_id=d["seed"]["id"],
             template_id=d["template_id"],
             disk_offering_id=d["disk_offering_id"],
         ),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contracts.events import InventorySynced
-from contracts.planner import host_id, network_id
+from contracts.planner import host_id, network_id, template_id
 from shared.messaging import HandlerContext
 
 
@@ -39,6 +39,28 @@ async def inventory_synced(event: InventorySynced, ctx: HandlerContext) -> None:
             network.name,
             network.ref,
         )
+    for vm in event.vms:
+        if vm.template and vm.snapdeploy_id is None and vm.disks:  # seeds are snapdeploy's own
+            root = min(vm.disks, key=lambda disk: (disk.controller_key, disk.unit_number))
+            base = vm.current_snapshot_ref or (vm.snapshots[-1].ref if vm.snapshots else None)
+            await conn.execute(
+                """INSERT INTO templates (uuid, zone_id, ref, name, base_snapshot_ref, pool, root_size,
+                                          cpu_number, memory_mb, guest_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                   ON CONFLICT (uuid) DO UPDATE SET name = excluded.name,
+                       base_snapshot_ref = excluded.base_snapshot_ref, pool = excluded.pool,
+                       root_size = excluded.root_size""",
+                template_id(event.zone_id, vm.ref),
+                event.zone_id,
+                vm.ref,
+                vm.name,
+                base,
+                root.datastore,
+                root.size_bytes,
+                vm.num_cpus,
+                vm.memory_mb,
+                vm.guest_id,
+            )
     await conn.execute("DELETE FROM vcenter_vms WHERE zone_id = $1", event.zone_id)
     await conn.executemany(
         "INSERT INTO vcenter_vms (zone_id, ref, info) VALUES ($1, $2, $3)",
