@@ -333,32 +333,3 @@ class ListServiceOfferingsResult(QueryResult):
     """The offerings."""
 
     offerings: list[ServiceOffering]
-
-
-class Template(BaseModel):
-    """A template VM found in vCenter; deployments linked-clone it from its base snapshot."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: uuid.UUID
-    name: str
-    zone_id: str
-    pool: str
-    cpu_number: int
-    memory_mb: int
-    root_size_bytes: int
-    deployable: bool = Field(description="It has a base snapshot to link clones from.")
-
-
-class ListTemplates(Query):
-    """Templates of a zone (or all)."""
-
-    service = "planner"
-
-    zone_id: str | None = None
-
-
-class ListTemplatesResult(QueryResult):
-    """The templates."""
-
-    templates: list[Template]

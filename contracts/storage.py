@@ -226,6 +226,20 @@ class DestroyVmVolumesSucceeded(Succeeded):
     detached: list[uuid.UUID]
 
 
+class CreateDiskOffering(StorageCommand):
+    """Admin: a disk offering (a volume size, or custom when ``size_bytes`` is not set)."""
+
+    offering_id: uuid.UUID
+    name: str
+    size_bytes: int | None = Field(default=None, gt=0)
+
+
+class CreateDiskOfferingSucceeded(Succeeded):
+    """The disk offering exists."""
+
+    offering_id: uuid.UUID
+
+
 # -- queries -----------------------------------------------------------------------------------------
 
 
@@ -325,3 +339,52 @@ class ListSeedsResult(QueryResult):
     """The seeds."""
 
     seeds: list[Seed]
+
+
+class DiskOffering(BaseModel):
+    """A disk offering."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    name: str
+    size_bytes: int | None
+
+
+class ListDiskOfferings(Query):
+    """Disk offerings."""
+
+    service = "storage"
+
+
+class ListDiskOfferingsResult(QueryResult):
+    """The disk offerings."""
+
+    offerings: list[DiskOffering]
+
+
+class Template(BaseModel):
+    """A template VM found in vCenter, on its pool; deployments linked-clone it from its base snapshot."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    name: str
+    zone_id: str
+    pool_id: uuid.UUID
+    size_bytes: int
+    deployable: bool = Field(description="It has a base snapshot to link clones from.")
+
+
+class ListTemplates(Query):
+    """Templates of a zone (or all)."""
+
+    service = "storage"
+
+    zone_id: str | None = None
+
+
+class ListTemplatesResult(QueryResult):
+    """The templates."""
+
+    templates: list[Template]

@@ -134,24 +134,3 @@ async def list_service_offerings(query: q.ListServiceOfferings, ctx: HandlerCont
             for r in rows
         ]
     )
-
-
-async def list_templates(query: q.ListTemplates, ctx: HandlerContext, planner: Planner):
-    rows = await ctx.conn.fetch(
-        "SELECT * FROM templates WHERE ($1::text IS NULL OR zone_id = $1) ORDER BY name", query.zone_id
-    )
-    return q.ListTemplatesResult(
-        templates=[
-            q.Template(
-                id=r["uuid"],
-                name=r["name"],
-                zone_id=r["zone_id"],
-                pool=r["pool"],
-                cpu_number=r["cpu_number"],
-                memory_mb=r["memory_mb"],
-                root_size_bytes=r["root_size"],
-                deployable=r["base_snapshot_ref"] is not None,
-            )
-            for r in rows
-        ]
-    )

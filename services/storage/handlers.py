@@ -30,6 +30,9 @@ WITH_SETTINGS = {
     cmd.ListStoragePools: queries.list_storage_pools,
     cmd.ListVolumes: queries.list_volumes,
     cmd.ListSeeds: queries.list_seeds,
+    cmd.ListTemplates: queries.list_templates,
+    cmd.ListDiskOfferings: queries.list_disk_offerings,
+    cmd.CreateDiskOffering: volumes.create_disk_offering,
 }
 
 PLAIN = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from contracts import storage as cmd
 from contracts.events import InventorySynced
+from contracts.planner import template_id
 from services.storage import store
 from services.storage.common import state_changed
 from shared.errors import TransientError
@@ -28,6 +29,35 @@ async def inventory_synced(event: InventorySynced, ctx: HandlerContext) -> None:
             ds.free_bytes,
             ds.hosts,
         )
+    await record_templates(event, ctx)
+
+
+async def record_templates(event: InventorySynced, ctx: HandlerContext) -> None:
+    """Template VMs (not snapdeploy's own seeds) occupy their pool like volumes do."""
+    for vm in event.vms:
+        if not vm.template or vm.snapdeploy_id is not None or not vm.disks:
+            continue
+        root = min(vm.disks, key=lambda disk: (disk.controller_key, disk.unit_number))
+        pool = await store.pool_named(ctx.conn, event.zone_id, root.datastore)
+        if pool is None:
+            continue
+        size = sum(disk.size_bytes for disk in vm.disks)
+        created = await ctx.conn.fetchval(
+            """INSERT INTO templates (uuid, zone_id, ref, name, pool_id, size_bytes, base_snapshot_ref)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT (uuid) DO UPDATE SET name = excluded.name,
+                   base_snapshot_ref = excluded.base_snapshot_ref
+               RETURNING (xmax = 0)""",
+            template_id(event.zone_id, vm.ref),
+            event.zone_id,
+            vm.ref,
+            vm.name,
+            pool["id"],
+            size,
+            vm.current_snapshot_ref or (vm.snapshots[-1].ref if vm.snapshots else None),
+        )
+        if created:
+            await store.count(ctx.conn, pool["id"], size)
 
 
 async def record_virtual_machine(event: cmd.RecordVirtualMachine, ctx: HandlerContext):

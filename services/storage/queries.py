@@ -91,3 +91,31 @@ async def list_seeds(query: q.ListSeeds, ctx: HandlerContext, storage: Storage):
             for r in rows
         ]
     )
+
+
+async def list_disk_offerings(query: q.ListDiskOfferings, ctx: HandlerContext, storage: Storage):
+    rows = await ctx.conn.fetch("SELECT * FROM disk_offerings ORDER BY name")
+    return q.ListDiskOfferingsResult(
+        offerings=[q.DiskOffering(id=r["uuid"], name=r["name"], size_bytes=r["size_bytes"]) for r in rows]
+    )
+
+
+async def list_templates(query: q.ListTemplates, ctx: HandlerContext, storage: Storage):
+    rows = await ctx.conn.fetch(
+        """SELECT t.*, p.uuid AS pool_uuid FROM templates t JOIN pools p ON p.id = t.pool_id
+           WHERE ($1::text IS NULL OR t.zone_id = $1) ORDER BY t.name""",
+        query.zone_id,
+    )
+    return q.ListTemplatesResult(
+        templates=[
+            q.Template(
+                id=r["uuid"],
+                name=r["name"],
+                zone_id=r["zone_id"],
+                pool_id=r["pool_uuid"],
+                size_bytes=r["size_bytes"],
+                deployable=r["base_snapshot_ref"] is not None,
+            )
+            for r in rows
+        ]
+    )

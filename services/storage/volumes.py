@@ -52,6 +52,10 @@ async def create_volume_from_vm_snapshot(
             ErrorCode.PARAM_ERROR,
             f"VM snapshot {snapshot['name']} is in zone {snapshot['zone_id']}, not {command.zone_id}",
         )
+    if command.disk_offering_id is not None and not await conn.fetchval(
+        "SELECT 1 FROM disk_offerings WHERE uuid = $1", command.disk_offering_id
+    ):
+        raise DomainError(ErrorCode.PARAM_ERROR, f"disk offering {command.disk_offering_id} does not exist")
     source = await store.volume(conn, command.volume_id)
     if source["vm_uuid"] != snapshot["vm_uuid"]:
         vm = await store.vm(conn, snapshot["vm_uuid"])
@@ -460,3 +464,16 @@ async def destroy_vm_volumes(command: cmd.DestroyVmVolumes, ctx: HandlerContext,
     return cmd.DestroyVmVolumesSucceeded(
         vm_id=command.vm_id, destroyed=[r["uuid"] for r in destroyed], detached=[r["uuid"] for r in detached]
     )
+
+
+async def create_disk_offering(command: cmd.CreateDiskOffering, ctx: HandlerContext, storage: Storage):
+    if ctx.envelope.actor.role == "user":
+        raise DomainError(ErrorCode.ACCOUNT_ERROR, "only an admin may create disk offerings")
+    await ctx.conn.execute(
+        """INSERT INTO disk_offerings (uuid, name, size_bytes) VALUES ($1, $2, $3)
+           ON CONFLICT (uuid) DO NOTHING""",
+        command.offering_id,
+        command.name,
+        command.size_bytes,
+    )
+    return cmd.CreateDiskOfferingSucceeded(offering_id=command.offering_id)

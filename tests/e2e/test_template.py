@@ -46,16 +46,23 @@ def make_template(url: str, name: str) -> None:
 async def test_a_template_deploys_through_the_same_pipeline_without_a_disk_copy(service_env):
     async with Stack(service_env, storage=1, planner=1) as cloud:
         await prepare(cloud)
-        cloud.sim.write(root_disk(await source_vm(cloud)).file, GOLDEN)
+        src = await source_vm(cloud)
+        cloud.sim.write(root_disk(src).file, GOLDEN)
+        ds1 = storage.pool_id(ZONE, "ds1")
+        before = {p.id: p.allocated_bytes for p in (await cloud.ask(storage.ListStoragePools())).pools}[ds1]
         await asyncio.to_thread(make_template, cloud.sim.url, "golden")
         await cloud.inventory()
         found = await cloud.until(
-            planner.ListTemplates(zone_id=ZONE),
+            storage.ListTemplates(zone_id=ZONE),
             lambda a: any(t.name == "golden" for t in a.templates),
             what="template",
         )
         [golden] = [t for t in found.templates if t.name == "golden"]
-        assert golden.deployable and golden.pool == "ds1"
+        assert golden.deployable and golden.pool_id == ds1
+        after = {p.id: p.allocated_bytes for p in (await cloud.ask(storage.ListStoragePools())).pools}[ds1]
+        assert after == before + golden.size_bytes == before + sum(d.size_bytes for d in src.disks), (
+            "it occupies ds1"
+        )
         assert not any(t.name.startswith("snapdeploy-seed-") for t in found.templates), (
             "seeds are not templates"
         )

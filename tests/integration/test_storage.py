@@ -331,3 +331,19 @@ async def test_attach_detach_and_resize_wait_until_the_vm_has_no_vm_snapshot(ser
         await cloud.call(cmd.DetachVolume(volume_id=volume))
         [after] = (await cloud.ask(cmd.ListVolumes(id=volume))).volumes
         assert (after.vm_id, after.state, after.size_bytes) == (None, "Ready", source.disk(1).size_bytes * 2)
+
+
+async def test_volumes_take_a_disk_offering_that_exists(service_env):
+    async with Stack(service_env, storage=1) as cloud:
+        source = await adopt_source_vm(cloud)
+        gold = uuid.uuid4()
+        await cloud.call(cmd.CreateDiskOffering(offering_id=gold, name="gold", size_bytes=2 * 2**30))
+        assert [o.name for o in (await cloud.ask(cmd.ListDiskOfferings())).offerings] == ["gold"]
+        before = await pools(cloud)
+        refused = await cloud.refused(volume_request(source, disk_offering_id=uuid.uuid4()))
+        assert refused["error_code"] == 431 and "disk offering" in refused["error_text"]
+        assert await pools(cloud) == before and len((await cloud.ask(cmd.ListVolumes())).volumes) == 2
+        request = volume_request(source, disk_offering_id=gold)
+        await cloud.call(request)
+        [volume] = (await cloud.ask(cmd.ListVolumes(id=request.new_volume_id))).volumes
+        assert volume.disk_offering_id == gold
