@@ -19,10 +19,9 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import aio_pika
 import asyncpg
 
-from bench.support import scratch_vhost
+from bench.support import raw_consume, scratch_vhost
 from contracts.agent import PowerOnVm, PowerOnVmSucceeded
 from contracts.envelope import Actor, Envelope
 from contracts.events import ActionEvent, VcenterTask
@@ -78,29 +77,6 @@ async def publish(bus: Bus, messages: list[Outgoing], exchange: str | None = Non
         )
 
 
-async def raw_drain(url: str, queue: str, n: int, prefetch: int) -> float:
-    connection = await aio_pika.connect(url)
-    channel = await connection.channel()
-    await channel.set_qos(prefetch_count=prefetch)
-    q = await channel.get_queue(queue)
-    done = asyncio.Event()
-    seen = 0
-
-    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        nonlocal seen
-        await message.ack()
-        seen += 1
-        if seen == n:
-            done.set()
-
-    started = time.perf_counter()
-    await q.consume(on_message)
-    await done.wait()
-    elapsed = time.perf_counter() - started
-    await connection.close()
-    return n / elapsed
-
-
 async def wait_until(conn: asyncpg.Connection, sql: str, target: int) -> float:
     started = time.perf_counter()
     while True:  # a measurement: polled, with the poll interval well below the times measured
@@ -125,7 +101,7 @@ async def main(url: str, n: int) -> None:
         await bus.declare([*TOPOLOGY.queues, raw])
 
         await publish(bus, messages, exchange="")
-        baseline = await raw_drain(url, raw.name, n, prefetch=1000)
+        baseline = await raw_consume(url, raw.name, n, prefetch=1000)
 
         await publish(bus, messages)
         os.environ.update({"AMQP_URL": url, "DATABASE_URL": db_url, "HTTP_PORT": "0"})

@@ -23,7 +23,7 @@ from typing import ClassVar
 import aio_pika
 import asyncpg
 
-from bench.support import scratch_vhost
+from bench.support import raw_consume, scratch_vhost
 from contracts.base import Command, Succeeded
 from contracts.catalogue import CATALOGUE, specs_of
 from contracts.envelope import Envelope
@@ -85,29 +85,6 @@ async def raw_publish(url: str, queue: str, n: int, body: bytes) -> float:
         await channel.default_exchange.publish(
             aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=queue
         )
-    elapsed = time.perf_counter() - started
-    await connection.close()
-    return rate(n, elapsed)
-
-
-async def raw_consume(url: str, queue: str, n: int, prefetch: int) -> float:
-    connection = await aio_pika.connect(url)
-    channel = await connection.channel()
-    await channel.set_qos(prefetch_count=prefetch)
-    q = await channel.get_queue(queue)
-    done = asyncio.Event()
-    seen = 0
-
-    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        nonlocal seen
-        await message.ack()
-        seen += 1
-        if seen == n:
-            done.set()
-
-    started = time.perf_counter()
-    await q.consume(on_message)
-    await done.wait()
     elapsed = time.perf_counter() - started
     await connection.close()
     return rate(n, elapsed)

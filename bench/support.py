@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+
+import aio_pika
 
 from shared.settings import ServiceSettings
 
@@ -24,3 +28,27 @@ def scratch_vhost() -> Iterator[str]:
         yield ServiceSettings().amqp_url.rsplit("/", 1)[0] + "/" + vhost
     finally:
         rabbitmqctl("delete_vhost", vhost)
+
+
+async def raw_consume(url: str, queue: str, n: int, prefetch: int) -> float:
+    """The baseline consumer: plain aio-pika, ack only, no database. Messages per second over ``n``."""
+    connection = await aio_pika.connect(url)
+    channel = await connection.channel()
+    await channel.set_qos(prefetch_count=prefetch)
+    q = await channel.get_queue(queue)
+    done = asyncio.Event()
+    seen = 0
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal seen
+        await message.ack()
+        seen += 1
+        if seen == n:
+            done.set()
+
+    started = time.perf_counter()
+    await q.consume(on_message)
+    await done.wait()
+    elapsed = time.perf_counter() - started
+    await connection.close()
+    return n / elapsed
