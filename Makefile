@@ -36,6 +36,9 @@ unit: install ## unit tests only (no network)
 integration: install services vcsim ## integration tests (real broker, database, simulator)
 	$(BIN)/pytest -q tests/integration
 
+e2e: install services vcsim ## end-to-end tests (every service as a process, the simulator)
+	$(BIN)/pytest -q tests/e2e
+
 lint: install ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -25,6 +25,11 @@ class DiskConfig(Value):
     parent_file: str | None = Field(default=None, description="Parent disk of a child (linked) disk.")
 
 
+def root_disk(disks: list[DiskConfig]) -> DiskConfig:
+    """A VM's root disk: the first unit of its first controller (every service uses this one rule)."""
+    return min(disks, key=lambda disk: (disk.controller_key, disk.unit_number))
+
+
 class NicConfig(Value):
     key: int
     network: str = Field(description="Port group name.")

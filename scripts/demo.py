@@ -22,7 +22,7 @@ import uuid
 
 import asyncpg
 
-from contracts import audit, planner, storage
+from contracts import audit, planner, storage, vsphere
 from contracts.vsphere import VmInfo
 from shared.bus import Bus
 from tests.support.driver import Driver
@@ -105,7 +105,7 @@ def stop_stack(processes: list[ServiceProcess]) -> bool:
 
 
 def root_of(vm: VmInfo):
-    return min(vm.disks, key=lambda d: (d.controller_key, d.unit_number))
+    return vsphere.root_disk(vm.disks)
 
 
 async def pool_ds1(cloud: Driver) -> storage.StoragePool:

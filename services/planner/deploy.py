@@ -19,7 +19,7 @@ from contracts import planner as cmd
 from contracts.base import CommandFailed
 from contracts.catalogue import failed_reply
 from contracts.errors import ErrorCode
-from contracts.vsphere import DiskConfig, VmSnapshotConfig
+from contracts.vsphere import DiskConfig, VmSnapshotConfig, root_disk
 from services.planner import domain, hosts, saga
 from services.planner.common import Planner, job, vm_state
 from shared.db import pending
@@ -269,7 +269,7 @@ async def on_configs(
     d = deployment.data
     config: VmSnapshotConfig = reply.config
     domain.check_offering(d["offering"]["name"], d["offering"]["cpu_number"], config)
-    root = root_disk(config)
+    root = root_disk(config.disks)
     d["cores_per_socket"] = config.cores_per_socket
     d["root_size"] = root.size_bytes
     await place(deployment, ctx, planner)
@@ -532,10 +532,6 @@ STEPS = {
 }
 
 
-def root_disk(config: VmSnapshotConfig) -> DiskConfig:
-    return min(config.disks, key=lambda disk: (disk.controller_key, disk.unit_number))
-
-
 # -- failure and compensation ------------------------------------------------------------------------------
 
 
@@ -553,11 +549,8 @@ async def fail(
         "fault": fault,
     }
     deployment.state = "compensating"
-    d["undo"] = [
-        u
-        for u in ("vm", "volumes")
-        if (u == "vm" and d.get("vm_ref")) or (u == "volumes" and d.get("root_allocated"))
-    ]
+    # What was made, undone in reverse order: the partial VM first, then its root volume.
+    d["undo"] = (["vm"] if d.get("vm_ref") else []) + (["volumes"] if d.get("root_allocated") else [])
     await compensate(deployment, ctx, planner)
 
 

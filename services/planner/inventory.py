@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contracts.events import InventorySynced
 from contracts.planner import host_id, network_id, template_id
+from contracts.vsphere import root_disk
 from shared.messaging import HandlerContext
 
 
@@ -41,7 +42,7 @@ async def inventory_synced(event: InventorySynced, ctx: HandlerContext) -> None:
         )
     for vm in event.vms:
         if vm.template and vm.snapdeploy_id is None and vm.disks:  # seeds are snapdeploy's own
-            root = min(vm.disks, key=lambda disk: (disk.controller_key, disk.unit_number))
+            root = root_disk(vm.disks)
             base = vm.current_snapshot_ref or (vm.snapshots[-1].ref if vm.snapshots else None)
             await conn.execute(
                 """INSERT INTO templates (uuid, zone_id, ref, name, base_snapshot_ref, pool, root_size,

@@ -16,7 +16,7 @@ from contracts import planner as cmd
 from contracts.base import CommandFailed
 from contracts.catalogue import failed_reply
 from contracts.errors import ErrorCode
-from contracts.vsphere import VmInfo
+from contracts.vsphere import VmInfo, root_disk
 from services.planner import domain, saga
 from services.planner.common import Planner, job
 from shared.db import pending
@@ -295,7 +295,7 @@ async def import_virtual_machine(command: cmd.ImportVirtualMachine, ctx: Handler
             "SELECT uuid FROM vm_snapshots WHERE instance_uuid = $1 ORDER BY created", vm_id
         )
         return cmd.ImportVirtualMachineSucceeded(vm_id=vm_id, vm_snapshot_ids=[r["uuid"] for r in snapshots])
-    root = min(vm.disks, key=lambda disk: (disk.controller_key, disk.unit_number))
+    root = root_disk(vm.disks)
     host = await conn.fetchval(
         "SELECT uuid FROM hosts WHERE zone_id = $1 AND ref = $2", command.zone_id, vm.host
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from contracts import vsphere
 from contracts.errors import ErrorCode
 from contracts.vsphere import DiskConfig
 from shared.errors import DomainError
@@ -51,7 +52,7 @@ def root_disk(disks: Sequence[DiskConfig], root_key: int | None = None) -> DiskC
     for disk in disks:
         if disk.key == root_key:
             return disk
-    return min(disks, key=lambda d: (d.controller_key, d.unit_number))
+    return vsphere.root_disk(list(disks))
 
 
 def refuse_with_snapshots(volume_name: str, operation: str, snapshot_names: Sequence[str]) -> None:

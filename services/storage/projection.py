@@ -7,6 +7,7 @@ from __future__ import annotations
 from contracts import storage as cmd
 from contracts.events import InventorySynced
 from contracts.planner import template_id
+from contracts.vsphere import root_disk
 from services.storage import store
 from services.storage.common import state_changed
 from shared.errors import TransientError
@@ -37,7 +38,7 @@ async def record_templates(event: InventorySynced, ctx: HandlerContext) -> None:
     for vm in event.vms:
         if not vm.template or vm.snapdeploy_id is not None or not vm.disks:
             continue
-        root = min(vm.disks, key=lambda disk: (disk.controller_key, disk.unit_number))
+        root = root_disk(vm.disks)
         pool = await store.pool_named(ctx.conn, event.zone_id, root.datastore)
         if pool is None:
             continue

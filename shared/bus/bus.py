@@ -43,7 +43,6 @@ class Bus:
         self.connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
-        self._consumers: list[Consumer] = []
 
     async def connect(self) -> None:
         self.connection = await aio_pika.connect_robust(
@@ -161,9 +160,7 @@ class Bus:
         # the queues it declared, and with them their consumers after a reconnect.
         queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments())
         tag = await queue.consume(on_message, no_ack=False)
-        consumer = Consumer(channel, queue, tag)
-        self._consumers.append(consumer)
-        return consumer
+        return Consumer(channel, queue, tag)
 
     async def close(self) -> None:
         if self.connection is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Iterable
 
 import asyncpg
@@ -131,7 +130,3 @@ class OutboxRelay:
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-
-
-async def pending(conn: asyncpg.Connection) -> list[uuid.UUID]:
-    return [r["message_id"] for r in await conn.fetch("SELECT message_id FROM outbox ORDER BY id")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from contracts import planner, storage
+from contracts import planner, storage, vsphere
 from contracts.envelope import Actor
 from contracts.vsphere import VmInfo
 from tests.support.stack import ZONE, Stack
@@ -57,4 +57,4 @@ async def snapshot(cloud: Stack, vm_id: uuid.UUID, name: str) -> uuid.UUID:
 
 
 def root_disk(vm: VmInfo):
-    return min(vm.disks, key=lambda d: (d.controller_key, d.unit_number))
+    return vsphere.root_disk(vm.disks)
