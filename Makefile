@@ -12,7 +12,7 @@ export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/snapdeploy
 .PHONY: help install services db test unit integration e2e lint asyncapi samples vcsim bench demo up clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(BIN)/python: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
