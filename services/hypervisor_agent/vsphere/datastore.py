@@ -91,8 +91,19 @@ def make_directory(session: VsphereSession, path: str) -> None:
             raise
 
 
-def copy_disk(session: VsphereSession, source: str, dest: str, *, report: Report, timeout: float) -> None:
-    """Full copy of a disk's effective contents (a child disk reads through its parents)."""
+def copy_disk(
+    session: VsphereSession,
+    source: str,
+    dest: str,
+    *,
+    report: Report,
+    timeout: float,
+    activation_id: str | None = None,
+) -> None:
+    """Full copy of a disk's effective contents (a child disk reads through its parents).
+
+    ``activation_id`` tags the copy task so that a repeated command can find it (``tagged_tasks``).
+    """
     vdm = session.content.virtualDiskManager
     run_task(
         session,
@@ -106,6 +117,7 @@ def copy_disk(session: VsphereSession, source: str, dest: str, *, report: Report
         timeout=timeout,
         report=report,
         name="CopyVirtualDisk_Task",
+        activation_id=activation_id,
     )
 
 
