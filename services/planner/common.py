@@ -8,6 +8,7 @@ from typing import Any
 
 from contracts.events import JobStatusChanged, ResourceStateChanged
 from shared.messaging import HandlerContext
+from shared.reconcile import Reconciliation
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class Planner:
     memory_overcommit: float = 1.0
     step_timeout: float = 300.0  # seconds a step may wait for its reply
     copy_timeout: float = 3600.0  # seeding and cloning move disk data: longer
+    reconcile: Reconciliation | None = None  # None: inventory syncs are recorded, not reconciled
 
 
 def vm_state(

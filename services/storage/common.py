@@ -9,6 +9,7 @@ from contracts.agent import AgentCommand
 from contracts.events import ResourceStateChanged
 from services.storage import store
 from shared.messaging import HandlerContext
+from shared.reconcile import Reconciliation
 
 REPLIES = "storage.replies"
 
@@ -16,6 +17,7 @@ REPLIES = "storage.replies"
 @dataclass(frozen=True)
 class Storage:
     overprovisioning: float = 2.0
+    reconcile: Reconciliation | None = None  # None: inventory syncs are recorded, not reconciled
 
 
 async def call_agent(

@@ -13,7 +13,7 @@ from contracts import agent
 from contracts import storage as cmd
 from contracts.catalogue import failed_reply
 from contracts.events import InventorySynced
-from services.storage import projection, queries, scavenger, seeding, volumes
+from services.storage import projection, queries, reconcile, scavenger, seeding, volumes
 from services.storage.common import Storage
 from shared.messaging import Handlers
 
@@ -33,6 +33,7 @@ WITH_SETTINGS = {
     cmd.ListTemplates: queries.list_templates,
     cmd.ListDiskOfferings: queries.list_disk_offerings,
     cmd.CreateDiskOffering: volumes.create_disk_offering,
+    InventorySynced: reconcile.inventory_synced,
 }
 
 PLAIN = {
@@ -50,7 +51,6 @@ PLAIN = {
     failed_reply(agent.DeleteDisk): scavenger.delete_disk_failed,
     agent.DeleteTemplateSucceeded: scavenger.delete_template_succeeded,
     failed_reply(agent.DeleteTemplate): scavenger.delete_template_failed,
-    InventorySynced: projection.inventory_synced,
     cmd.RecordVirtualMachine: projection.record_virtual_machine,
     cmd.RecordVmSnapshot: projection.record_vm_snapshot,
     cmd.ForgetVmSnapshot: projection.forget_vm_snapshot,
