@@ -15,6 +15,7 @@ from aio_pika.abc import (
 )
 
 from contracts.topology import DEAD_LETTER, EXCHANGES, Exchange, QueueSpec
+from shared.bus import failover
 from shared.messaging import Outgoing
 
 log = structlog.get_logger(__name__)
@@ -45,7 +46,8 @@ class Bus:
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
 
     async def connect(self) -> None:
-        self.connection = await aio_pika.connect_robust(
+        # ``url`` may list the nodes of a cluster, comma-separated: they are tried in turn.
+        self.connection = await failover.connect(
             self.url, client_properties={"connection_name": self.name}, reconnect_interval=1.0
         )
         # on_return_raises: a mandatory message no queue takes fails its publish (it stays in the outbox).

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import aio_pika
 
 from contracts.envelope import Envelope
+from shared.bus import failover
 
 
 class Observer:
@@ -21,7 +22,7 @@ class Observer:
         self._changed = asyncio.Condition()
 
     async def __aenter__(self) -> Observer:
-        self.connection = await aio_pika.connect_robust(self.url)
+        self.connection = await failover.connect(self.url)
         channel = await self.connection.channel()
         queue = await channel.declare_queue(
             self.queue_name, durable=True, arguments={"x-queue-type": "quorum"}
