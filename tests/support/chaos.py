@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import signal
 import uuid
 from collections import Counter, defaultdict
@@ -38,6 +39,7 @@ KINDS = [f"kill-{s}" for s in SERVICES] + [
 PASSING_FAULT_METHODS = ["CloneVM_Task", "ReconfigVM_Task", "PowerOnVM_Task", "CopyVirtualDisk_Task"]
 BAD = ("lost", "duplicated", "stuck", "orphans", "drift_mhz")
 WAVE = 3
+MAX_RUNNING = 6
 
 
 @dataclass
@@ -91,7 +93,9 @@ class Chaos:
                 name=f"r{number}-volume",
             )
         )  # fmt: skip
-        if self.running and self.rng.random() < 0.5:
+        # Destroys keep the hosts from filling up (a full zone fails every deployment, rightly).
+        destroys = WAVE if len(self.running) > MAX_RUNNING else int(self.rng.random() < 0.5)
+        for _ in range(min(destroys, len(self.running))):
             victim = self.running.pop(self.rng.randrange(len(self.running)))
             commands.append(planner.DestroyVirtualMachine(vm_id=victim, expunge=True))
         if kind == "vsphere-latency":
@@ -142,7 +146,8 @@ class Chaos:
                 row.succeeded += 1
             else:
                 row.failed += 1
-                row.reasons[reply.payload.get("fault") or reply.payload["error_text"][:60]] += 1
+                text = re.sub(r"(deployment|volume) of \S+ ", r"\1 ", reply.payload["error_text"])
+                row.reasons[reply.payload.get("fault") or text[:120]] += 1
         total = table["all"]
         vms, synced = await self.cloud.inventory()
         names = Counter(vm.name for vm in vms.values())
