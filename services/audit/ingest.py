@@ -155,7 +155,12 @@ class Ingestor:
                 routing_key=delivery.routing_key,
             )
             return
-        row = to_row(envelope, exchange=delivery.exchange or "", routing_key=delivery.routing_key or "")
+        row = to_row(
+            envelope,
+            exchange=delivery.exchange or "",
+            routing_key=delivery.routing_key or "",
+            broker_user=delivery.user_id,
+        )
         self._buffer.append(Pending(delivery, row))
         self._arrived.set()
         if len(self._buffer) >= self.batch_size:

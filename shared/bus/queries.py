@@ -84,6 +84,7 @@ class QueryClient:
                 type=envelope.type,
                 reply_to=DIRECT_REPLY_TO,
                 app_id=self.source,
+                user_id=self.bus.user,
             ),
             routing_key=query_routing_key(query),
             mandatory=True,
