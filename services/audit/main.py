@@ -70,6 +70,7 @@ def build() -> tuple[ServiceDefinition, AuditSettings]:
             relay=relay,
             backoff_base=settings.retry_backoff_base,
             backoff_max=settings.retry_backoff_max,
+            service_users=settings.service_users(),
         )
         relaying = asyncio.create_task(relay.run(), name="cloudstack-relay")
         try:
