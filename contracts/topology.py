@@ -31,6 +31,9 @@ CLOUDSTACK_EVENTS = Exchange("cloudstack-events")
 
 EXCHANGES = (COMMANDS, EVENTS, QUERIES, DEAD_LETTER, CLOUDSTACK_EVENTS)
 
+# RabbitMQ's pseudo-queue for answers straight to the asking channel (queries).
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
 DEFAULT_DELIVERY_LIMIT = 10
 DEFAULT_PREFETCH = 16
 

@@ -157,7 +157,7 @@ class Dispatcher:
             return
         attempt = int(delivery.headers.get("x-delivery-count") or 0)
         try:
-            envelope = await self.identity.resolve(delivery.user_id, envelope, spec)
+            envelope = await self.identity.resolve(delivery.user_id, envelope, spec, delivery.reply_to)
         except DomainError as refusal:
             await self._refuse(delivery, envelope, spec, refusal)
             return
@@ -184,7 +184,7 @@ class Dispatcher:
     ) -> None:
         """Queries: answer on the caller's reply-to and ack; a failure is an answer too."""
         try:
-            envelope = await self.identity.resolve(delivery.user_id, envelope, spec)
+            envelope = await self.identity.resolve(delivery.user_id, envelope, spec, delivery.reply_to)
             answer = await self.effects.read(envelope, message, handler)
             outcome = "ok"
         except DomainError as error:

@@ -205,9 +205,11 @@ def heard_by(handler) -> tuple[Dispatcher, FakeEffects]:
     return d, effects
 
 
-def as_sent(actor: Actor | None, user_id: str | None) -> FakeDelivery:
+def as_sent(actor: Actor | None, user_id: str | None, reply_to: str | None = None) -> FakeDelivery:
     envelope = Envelope.wrap(Ping(text="hi"), source="test", **({"actor": actor} if actor else {}))
-    return FakeDelivery(envelope.to_bytes(), message_id=str(envelope.message_id), user_id=user_id)
+    return FakeDelivery(
+        envelope.to_bytes(), message_id=str(envelope.message_id), user_id=user_id, reply_to=reply_to
+    )
 
 
 async def test_a_producer_acts_as_its_principal_whatever_it_leaves_out():
@@ -225,15 +227,19 @@ async def test_a_producer_acts_as_its_principal_whatever_it_leaves_out():
 
 
 @pytest.mark.parametrize(
-    ("actor", "user_id", "why"),
+    ("actor", "user_id", "reply_to", "why"),
     [
-        (Actor(account_id=uuid.uuid4(), role="admin"), "team-a", "the message claims account"),
-        (Actor(account_id=ALICE, role="admin"), "team-a", "as user; the message claims"),
-        (None, "nobody", "acts for no account"),
-        (None, None, "has no user_id"),
+        (Actor(account_id=uuid.uuid4(), role="admin"), "team-a", None, "the message claims account"),
+        (Actor(account_id=ALICE, role="admin"), "team-a", None, "as user; the message claims"),
+        (None, "nobody", None, "acts for no account"),
+        (None, None, None, "has no user_id"),
+        (None, "team-a", "planner.replies", "reply_to must be a queue of team-a's own (producer.team-a.*)"),
+        (None, "team-a", "producer.team-b.replies", "reply_to must be a queue of team-a's own"),
     ],
 )
-async def test_a_sender_that_is_not_who_it_claims_gets_531_and_the_handler_never_runs(actor, user_id, why):
+async def test_a_sender_that_is_not_who_it_claims_gets_531_and_the_handler_never_runs(
+    actor, user_id, reply_to, why
+):
     ran = []
 
     async def record(cmd: Ping, ctx: HandlerContext) -> PingSucceeded:
@@ -241,7 +247,7 @@ async def test_a_sender_that_is_not_who_it_claims_gets_531_and_the_handler_never
         return PingSucceeded(text=cmd.text)
 
     d, effects = heard_by(record)
-    delivery = as_sent(actor, user_id)
+    delivery = as_sent(actor, user_id, reply_to)
     await d(delivery)
     assert ran == [] and delivery.settled == ["ack"]
     [reply] = [o for o in effects.published if o.exchange]
