@@ -225,10 +225,11 @@ class Dispatcher:
             self.metrics.handled.labels(envelope.type, "refused").inc()
             return
         reply = failure(spec.model, refusal)
+        reply_to = (
+            delivery.reply_to if self.identity.may_reply_to(delivery.user_id, delivery.reply_to) else None
+        )
         try:
-            await self.effects.emit(
-                reply_out(envelope, reply, source=self.source, reply_to=delivery.reply_to)
-            )
+            await self.effects.emit(reply_out(envelope, reply, source=self.source, reply_to=reply_to))
         except Exception as error:  # the broker keeps the message; the next delivery tries again
             log.error("could not emit the refusal", error=repr(error))
             await self._settle(delivery.nack(requeue=True))

@@ -253,6 +253,7 @@ async def test_a_sender_that_is_not_who_it_claims_gets_531_and_the_handler_never
     [reply] = [o for o in effects.published if o.exchange]
     assert (reply.envelope.type, reply.envelope.payload["error_code"]) == ("PingFailed", 531)
     assert why in reply.envelope.payload["error_text"]
+    assert [o for o in effects.published if not o.exchange] == [], "no reply into someone else's queue"
 
 
 async def test_a_service_user_states_the_actor_it_runs_for():
