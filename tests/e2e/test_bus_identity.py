@@ -62,6 +62,21 @@ async def test_a_producer_claiming_another_account_or_role_gets_531_and_nothing_
             )
             failed = await stranger.refused(record)
             assert "RecordVirtualMachine is sent only by snapdeploy's services" in failed["error_text"]
+            # the owner's volumes and snapshots are not the stranger's to touch
+            [data] = [v for v in (await cloud.ask(storage.ListVolumes(vm_id=source.vm_id))).volumes
+                      if v.type == "DATADISK"]  # fmt: skip
+            for command in [
+                storage.DeleteVolume(volume_id=data.id),
+                storage.DetachVolume(volume_id=data.id),
+                storage.ResizeVolume(volume_id=data.id, size_bytes=data.size_bytes * 2),
+                storage.CreateVolumeFromVmSnapshot(
+                    new_volume_id=uuid.uuid4(), vm_snapshot_id=s1, volume_id=data.id, name="copy"
+                ),
+            ]:
+                failed = await stranger.refused(command)
+                assert failed["error_code"] == 531 and "may not use" in failed["error_text"], failed
+            [still] = [v for v in (await cloud.ask(storage.ListVolumes(id=data.id))).volumes]
+            assert (still.state, still.vm_id, still.size_bytes) == ("Ready", source.vm_id, data.size_bytes)
 
         for request in requests:
             assert (await cloud.ask(planner.ListVirtualMachines(id=request.vm_id))).vms == []
