@@ -22,7 +22,9 @@ def test_a_producer_reads_only_its_own_queues_and_writes_only_commands_and_queri
     for exchange in ("snapdeploy.events", "amq.default", "cloudstack-events", "snapdeploy.dead-letter"):
         assert not allowed(p.write, exchange), exchange
     commands, _ = p.topics["snapdeploy.commands"]
-    assert allowed(commands, "planner.deploy_virtual_machine") and not allowed(commands, "agent.zone1.destroy_vm")
+    assert allowed(commands, "planner.deploy_virtual_machine") and not allowed(
+        commands, "agent.zone1.destroy_vm"
+    )
 
 
 @pytest.mark.parametrize("name", ["snapdeploy-planner", "guest", "a b", "x" * 200, "team.*", ""])
