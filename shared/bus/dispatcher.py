@@ -198,7 +198,7 @@ class Dispatcher:
                 QueryFailed(query=envelope.type, error_code=530, error_text=str(error)),
                 "failed",
             )
-        if delivery.reply_to:
+        if delivery.reply_to and self.identity.may_reply_to(delivery.user_id, delivery.reply_to):
             reply = envelope.caused(answer, source=self.source)
             try:
                 await self.bus.publish_raw(
