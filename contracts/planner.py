@@ -30,7 +30,7 @@ class DeployVirtualMachine(PlannerCommand):
     template_id: uuid.UUID | None = None
     zone_id: ZoneId | None = None
     service_offering_id: uuid.UUID | None = None
-    network_ids: list[uuid.UUID] = Field(default_factory=list, max_length=16)
+    network_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10)  # vSphere: 10 NICs per VM
     host_id: uuid.UUID | None = None
     name: Name | None = None
     display_name: Name | None = None
