@@ -17,10 +17,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from contracts.base import Query, QueryResult
 from contracts.catalogue import CATALOGUE, Catalogue
 from contracts.envelope import SYSTEM, Actor, Envelope
-from contracts.topology import QUERIES, query_routing_key
+from contracts.topology import DIRECT_REPLY_TO, QUERIES, query_routing_key
 from shared.errors import DomainError
-
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
 class QueryClient:
@@ -82,6 +80,7 @@ class QueryClient:
             type=envelope.type,
             reply_to=DIRECT_REPLY_TO,
             app_id=self.source,
+            user_id=self.bus.user,
         )
         while True:  # bounded by the caller's deadline
             channel = await self._ready_channel()
