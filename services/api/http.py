@@ -97,7 +97,7 @@ class ClientApi:
             if api is None:
                 raise unauthorized()
             call = await self.authorised(request, api, params, lowered)
-            who = call.caller.username
+            who = call.caller.username if call.caller else None
             body = await api.handler(call)
             response = reply(f"{api.name.lower()}response", body)
             for name, value in call.cookies.items():

@@ -19,6 +19,7 @@ LIST_APIS = Api(
     list_apis,
     "Lists the commands this API serves, with their parameters.",
     (Param("name", "string", "One command."),),
+    listing=True,
     response="api",
 )
 
