@@ -34,6 +34,13 @@ def date(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
 
 
+def date_ms(moment: datetime | None) -> str | None:
+    """CloudStack's date format with milliseconds, for our own extras that time things (trails)."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
 def compact(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if v is not None}
 
@@ -153,9 +160,10 @@ def vm_snapshot(
 ) -> dict[str, Any]:
     vm = vms.get(snap.vm_id)
     zone_name = snap.zone_id or (vm.zone_id if vm else None)
-    storage_id = None
+    storage_id = storage_name = None
     if snap.disks and zone_name:
-        storage_id = str(storage.pool_id(zone_name, root_disk(snap.disks).datastore))
+        storage_name = root_disk(snap.disks).datastore
+        storage_id = str(storage.pool_id(zone_name, storage_name))
     return compact(
         {
             "id": str(snap.id),
@@ -177,6 +185,7 @@ def vm_snapshot(
             "tags": [],
             "cpunumber": snap.cpu_number,
             "storageid": storage_id,
+            "storage": storage_name,
             "disks": snapshot_disks(snap, volumes),
         }
     )

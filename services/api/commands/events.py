@@ -63,7 +63,7 @@ async def get_deployment_trail(call: Call) -> dict:
     entries = [
         render.compact(
             {
-                "at": render.date(e.occurred_at),
+                "at": render.date_ms(e.occurred_at),
                 "kind": "task" if e.type == "VcenterTask" else e.kind,
                 "name": e.task_name or e.event_type or e.type,
                 "service": e.source,
