@@ -157,7 +157,8 @@ export async function render({ session, params, main, signal, go }) {
   }
   const [offerings, networks, hosts] = await Promise.all([
     session.list("listServiceOfferings", "serviceoffering", {}, { signal }),
-    session.list("listNetworks", "network", session.scope({ zoneid: snap.zoneid }), { signal }),
+    // Filtered here rather than by zoneid: a user's call should not depend on seeing the zone's hosts.
+    session.list("listNetworks", "network", session.scope(), { signal }).then((all) => all.filter((n) => !n.zoneid || n.zoneid === snap.zoneid)),
     session.isAdmin ? session.list("listHosts", "host", { storageid: snap.storageid }, { signal }) : [],
   ]);
   const name = h("input", { id: "vm-name", name: "name", required: true, maxlength: 63, autocomplete: "off", placeholder: "web-1" });
