@@ -33,3 +33,10 @@ export const COMMAND_TITLES = {
   createVolumeFromVmSnapshot: "Create volume from VM snapshot",
   seedTemplateFromVmSnapshot: "Seed template from VM snapshot",
 };
+
+/** What a refused command leaves behind, said plainly. */
+export const NOTHING_MADE = {
+  deployVirtualMachine: "Nothing was deployed.",
+  createVolumeFromVmSnapshot: "No volume was made.",
+  seedTemplateFromVmSnapshot: "No template was seeded.",
+};

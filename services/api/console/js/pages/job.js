@@ -5,7 +5,7 @@
 import { followJob } from "../api.js";
 import { bytes, duration, h, replace, route, stateBadge } from "../dom.js";
 import { card, facts, pageHeader } from "../ui.js";
-import { COMMAND_TITLES, codeInWords, deploymentFailure } from "../words.js";
+import { COMMAND_TITLES, NOTHING_MADE, codeInWords, deploymentFailure } from "../words.js";
 
 class Steps {
   constructor() {
@@ -21,31 +21,39 @@ class Steps {
     }
   }
 
-  /** The step a failure names, when polling never saw it run (it failed too quickly). */
+  /**
+   * The job failed in the step named (or, unnamed, the last one seen): mark it, and the steps
+   * seen after it (the planner undoing what it had made) as the undo.
+   */
   failedAt(name) {
-    if (!name || this.steps.some((step) => step.failed)) return;
-    const now = performance.now();
-    this.steps.push({ index: Infinity, name, started: now, ended: now, failed: true });
+    this.finish();
+    let at = -1;
+    this.steps.forEach((step, index) => {
+      if (name === undefined || step.name === name) at = index;
+    });
+    if (at < 0) {
+      if (name === undefined) return;
+      const now = performance.now();
+      this.steps.push({ index: Infinity, name, started: now, ended: now, failed: true });
+      return;
+    }
+    this.steps[at].failed = true;
+    for (const step of this.steps.slice(at + 1)) step.undo = true;
   }
 
-  finish(failed) {
+  finish() {
     const now = performance.now();
-    for (const step of this.steps) {
-      if (step.ended === undefined) {
-        step.ended = now;
-        step.failed = failed;
-      }
-    }
+    for (const step of this.steps) if (step.ended === undefined) step.ended = now;
   }
 
   view(done, running) {
     const items = this.steps.map((step) => {
-      const state = step.failed ? "failed" : step.ended === undefined ? "running" : "done";
+      const state = step.failed ? "failed" : step.undo ? "undo" : step.ended === undefined ? "running" : "done";
       return h(
         "li",
         { class: `step step-${state}`, "data-step": step.name },
-        h("span", { class: "step-mark" }, state === "running" ? h("span", { class: "spinner" }) : state === "failed" ? "✕" : "✓"),
-        h("span", { class: "step-name" }, step.name),
+        h("span", { class: "step-mark" }, state === "running" ? h("span", { class: "spinner" }) : { failed: "✕", undo: "↶" }[state] || "✓"),
+        h("span", { class: "step-name" }, state === "undo" ? `undoing: ${step.name}` : step.name),
         h("span", { class: "step-time" }, { running: "running…", failed: "failed" }[state] || duration(step.ended - step.started)),
       );
     });
@@ -78,7 +86,8 @@ async function failedTasks(session, job, signal) {
   }
 }
 
-async function failure(session, job, title, signal) {
+async function failure(session, job, command, signal) {
+  const title = COMMAND_TITLES[command] || "The job";
   const code = job.jobresult?.errorcode ?? job.jobresultcode;
   const text = job.jobresult?.errortext || "";
   const parsed = deploymentFailure(text);
@@ -86,13 +95,20 @@ async function failure(session, job, title, signal) {
   return h(
     "div",
     { class: "notice notice-bad failure", role: "alert", id: "failure" },
-    h("strong", { class: "failure-title" }, parsed ? `The deployment of ${parsed.vm} failed while ${parsed.step}.` : `${title} failed.`),
-    // "The operation failed" adds nothing to a reason that names its step; other codes do.
-    parsed && Number(code) === 530 ? null : h("p", {}, codeInWords(code)),
+    h(
+      "strong",
+      { class: "failure-title" },
+      parsed
+        ? `The deployment of ${parsed.vm} failed while ${parsed.step}.`
+        : // Refused before anything was made: no instance came of it.
+          `${title} failed. ${!vm && NOTHING_MADE[command] ? NOTHING_MADE[command] : ""}`.trim(),
+    ),
+    // A reason that names its step says more than the code's words.
+    parsed ? null : h("p", {}, codeInWords(code)),
     facts([
       ["Step", parsed?.step],
       ["Reason", parsed ? parsed.why : text],
-      ...tasks.map((task) => [`vCenter ${task.name}`, task.description || task.state]),
+      ...tasks.map((task) => ["vCenter task", `${task.name} failed${task.durationms === undefined ? "" : ` after ${duration(task.durationms)}`}`]),
       ["Error code", String(code ?? "")],
       ["The VM now", vm ? h("span", {}, h("a", { href: route("instances", vm.id) }, vm.name), " is ", stateBadge(vm.state)) : null],
     ]),
@@ -129,7 +145,7 @@ export async function render({ session, params, query, main, signal, go }) {
       const done = Number(answer.jobprocstatus || 0);
       const running = Number(answer.jobstatus) === 0;
       steps.see(done, running ? answer.jobprocstep : null);
-      if (!running) steps.finish(Number(answer.jobstatus) === 2);
+      if (!running) steps.finish();
       replace(
         status,
         running ? h("span", { class: "spinner" }) : null,
@@ -152,5 +168,5 @@ export async function render({ session, params, query, main, signal, go }) {
   }
   steps.failedAt(deploymentFailure(job.jobresult?.errortext)?.step);
   replace(stepsBox, steps.view(Number(job.jobprocstatus || 0), false));
-  replace(outcome, await failure(session, job, title, signal));
+  replace(outcome, await failure(session, job, query.command, signal));
 }
