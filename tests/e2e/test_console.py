@@ -145,6 +145,7 @@ async def test_a_user_deploys_from_a_snapshot_in_the_middle_of_the_tree_and_sees
         assert page.text(".page-header .badge") == "Running"
         assert page.text("#vm-offering") == "medium"
         assert page.texts("#nics .nic-network") == ["pg-db", "pg-web"]
+        page.screenshot("deployed")
         web1 = (await console.vms())["web-1"]
         assert web1["account"] == console.alice and web1["serviceofferingname"] == "medium"
         assert [n["networkname"] for n in sorted(web1["nic"], key=lambda n: n.get("deviceid", 0))] == [
@@ -219,4 +220,50 @@ async def test_a_failing_deployment_shows_the_step_and_the_vcenter_fault(service
         assert "Error" in page.text("#failure .badge"), "the VM is shown in Error"
         assert page.find_all(".step-failed"), "the failed step is marked"
         assert (await console.vms())["doomed"]["state"] == "Error"
+        assert page.errors() == []
+
+
+async def test_an_admin_seeds_a_pool_and_sees_its_capacity_and_the_vms_hanging_from_each_seed(
+    service_env, browser
+):
+    async with Stack(service_env, storage=1, planner=1, api=1, api_admin_password=ADMIN_PASSWORD) as cloud:
+        console = Console(cloud)
+        await console.prepare()
+        domain = (await console.api("listDomains"))["domain"][0]["id"]
+        await console.api(
+            "deployVirtualMachine", vmsnapshotid=console.snapshots["S2"], name="web-1",
+            serviceofferingid=console.offerings["small"], account=console.alice, domainid=domain,
+        )  # fmt: skip
+        page = browser(console)
+        await page.login("admin", ADMIN_PASSWORD)
+        rows = await page.wait(
+            lambda: len(page.find_all("#instances tbody tr")) == 2 and page.texts("#instances tbody tr"),
+            "both VMs",
+        )
+        assert all("alice" in row for row in rows), "an admin sees every account's VMs, with the account"
+
+        page.go(f"#/instances/{console.vm_id}/snapshots/{console.snapshots['S1']}")
+        await page.wait_text("#snapshot-panel h3", "S1")
+        page.click("#seed-template")
+        seeded = await page.wait_text("#success", "The template is seeded", timeout=60)
+        assert "ds1" in seeded
+
+        page.go(f"#/snapshots/{console.snapshots['S1']}/deploy")
+        await page.wait_for("#host", "the host choice")
+        [s1] = (await console.api("listVMSnapshot", vmsnapshotid=console.snapshots["S1"], listall="true"))[
+            "vmSnapshot"
+        ]
+        reaching = (await console.api("listHosts", storageid=s1["storageid"]))["host"]
+        offered = [o.text for o in page.find_all("#host option")][1:]
+        assert sorted(name.split(" · ")[0] for name in offered) == sorted(h["name"] for h in reaching)
+
+        page.go("#/pools")
+        ds1 = await page.wait_for('.pool[data-pool="ds1"] .seeds', "ds1's seeds")
+        seeds = {s.get_attribute("data-seed"): s.text for s in ds1.find_elements("css selector", ".seed")}
+        assert set(seeds) == {"S1", "S2"}, seeds
+        assert "web-1" in seeds["S2"] and "No VM hangs from it" in seeds["S1"]
+        [pool] = [p for p in (await console.api("listStoragePools"))["storagepool"] if p["name"] == "ds1"]
+        legend = page.text('.pool[data-pool="ds1"] .legend')
+        assert f"\N{MULTIPLICATION SIGN}{pool['overprovisionfactor']:g})" in legend, legend
+        assert page.find_all('.pool[data-pool="ds1"] svg.capacity .cap-used')
         assert page.errors() == []

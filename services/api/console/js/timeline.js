@@ -146,7 +146,8 @@ export function phases(entries) {
     const phase = PHASES[bar.entry.name] || bar.entry.name;
     sums.set(phase, (sums.get(phase) || 0) + (bar.end - bar.start));
   }
-  return [...sums]
-    .map(([phase, ms]) => ({ phase, ms, share: ms / total }))
-    .sort((a, b) => b.ms - a.ms);
+  const steps = [...sums].map(([phase, ms]) => ({ phase, ms, share: ms / total })).sort((a, b) => b.ms - a.ms);
+  // What no step accounts for: messages on their way and waiting in queues between steps.
+  const between = total - steps.reduce((sum, step) => sum + step.ms, 0);
+  return between > 0 ? [...steps, { phase: "between steps (the bus)", ms: between, share: between / total, gap: true }] : steps;
 }

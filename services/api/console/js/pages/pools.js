@@ -15,17 +15,18 @@ export function capacityBar(pool) {
   const allocated = Number(pool.disksizeallocated) || 0;
   const top = Math.max(limit, allocated, used, 1);
   const w = (value) => Math.max(0, Math.min(BAR_W, (BAR_W * value) / top));
+  // Two lanes on one scale, allocated above used, so neither hides the other.
   return s(
     "svg",
-    { class: "capacity", width: BAR_W + 2, height: 46, viewBox: `0 0 ${BAR_W + 2} 46`, role: "img", "aria-label": `Capacity of ${pool.name}` },
-    s("rect", { class: "cap-track", x: 1, y: 8, width: BAR_W, height: 22, rx: 4 }),
-    s("rect", { class: "cap-physical", x: 1, y: 8, width: w(total), height: 22, rx: 4 }),
-    s("rect", { class: allocated > limit ? "cap-allocated cap-over" : "cap-allocated", x: 1, y: 12, width: w(allocated), height: 14, rx: 3 }, s("title", {}, `Allocated ${bytes(allocated)}`)),
-    s("rect", { class: "cap-used", x: 1, y: 15, width: w(used), height: 8, rx: 2 }, s("title", {}, `Used ${bytes(used)}`)),
-    s("line", { class: "cap-total", x1: 1 + w(total), x2: 1 + w(total), y1: 4, y2: 34 }),
-    s("line", { class: "cap-limit", x1: 1 + w(limit), x2: 1 + w(limit), y1: 2, y2: 36 }),
-    s("text", { class: "cap-label", x: Math.min(1 + w(total), BAR_W - 60), y: 45, "text-anchor": "middle" }, factor !== 1 ? "disk size" : ""),
-    s("text", { class: "cap-label", x: Math.max(w(limit) - 2, 40), y: 45, "text-anchor": "end" }, `limit ×${factor}`),
+    { class: "capacity", width: BAR_W + 2, height: 54, viewBox: `0 0 ${BAR_W + 2} 54`, role: "img", "aria-label": `Capacity of ${pool.name}` },
+    s("rect", { class: "cap-track", x: 1, y: 6, width: BAR_W, height: 30, rx: 4 }),
+    s("rect", { class: "cap-physical", x: 1, y: 6, width: w(total), height: 30, rx: 4 }),
+    s("rect", { class: allocated > limit ? "cap-allocated cap-over" : "cap-allocated", x: 1, y: 9, width: w(allocated), height: 11, rx: 2 }, s("title", {}, `Allocated ${bytes(allocated)}`)),
+    s("rect", { class: "cap-used", x: 1, y: 22, width: w(used), height: 11, rx: 2 }, s("title", {}, `Used ${bytes(used)}`)),
+    s("line", { class: "cap-total", x1: 1 + w(total), x2: 1 + w(total), y1: 2, y2: 40 }),
+    s("line", { class: "cap-limit", x1: 1 + w(limit), x2: 1 + w(limit), y1: 0, y2: 42 }),
+    factor !== 1 ? s("text", { class: "cap-label", x: 1 + w(total), y: 52, "text-anchor": "middle" }, "disk size") : null,
+    s("text", { class: "cap-label", x: w(limit), y: 52, "text-anchor": "end" }, `limit ×${factor}`),
   );
 }
 

@@ -52,7 +52,7 @@ function glanceTable(steps) {
       steps.map((step) =>
         h(
           "tr",
-          { "data-phase": step.phase },
+          { "data-phase": step.phase, class: step.gap ? "glance-gap" : null },
           h("td", { class: "glance-phase" }, step.phase),
           h("td", { class: "glance-bar" }, s("svg", { width: 260, height: 12, viewBox: "0 0 260 12" }, s("rect", { class: "glance-fill", x: 0, y: 1, width: Math.max(2, (258 * step.share) / widest), height: 10, rx: 3 }))),
           h("td", { class: "num" }, duration(step.ms)),
