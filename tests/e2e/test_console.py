@@ -5,19 +5,17 @@ each keeps a screenshot of its final page under build/test-output/<test>/.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 import pytest
 
-from contracts import planner, storage
+from tests.e2e.api_support import ROOT_DOMAIN, admin, adopt, finished, user
 from tests.e2e.cloud import root_disk
 from tests.support.browser import Browser, output_dir, require_browser
-from tests.support.stack import ZONE, Stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
-PASSWORD = "correct horse battery staple"
 # The root disk's bytes when each snapshot is taken (S2 is S1's child, S3 is S2's).
 ROOT_AT = {"S1": b"A" * 8192 + b"root disk at S1", "S2": b"B" * 8192 + b"root disk at S2",
            "S3": b"C" * 8192 + b"root disk at S3"}  # fmt: skip
@@ -27,40 +25,22 @@ class Console:
     """The stack with the api, two user accounts (alice owns src-vm and its snapshots), offerings."""
 
     def __init__(self, cloud: Stack):
-        from cs import CloudStack
-
         self.cloud = cloud
         self.url = cloud.api_url.removesuffix("/client/api")
-        self.admin = CloudStack(
-            endpoint=cloud.api_url, key=cloud.admin_key, secret=cloud.admin_secret, fetch_result=True
-        )
+        self.admin = admin(cloud)
 
     async def api(self, command: str, **params) -> dict:
-        """One call as the admin with its API key (cs waits for async jobs)."""
-        return await asyncio.to_thread(getattr(self.admin, command), **params)
-
-    async def account(self, username: str) -> str:
-        answer = await self.api("createAccount", username=username, password=PASSWORD, accounttype=0)
-        return answer["account"]["name"]
+        """One call as the admin with its API key; an async command's job is awaited, its result returned."""
+        answer = await getattr(self.admin, command)(**params)
+        if "jobid" not in answer:
+            return answer
+        done = await finished(self.admin, answer["jobid"])
+        assert done["jobstatus"] == 1, done
+        return done["jobresult"]
 
     async def prepare(self) -> None:
-        await self.cloud.inventory()
-        await self.cloud.until(planner.ListHosts(zone_id=ZONE), lambda a: len(a.hosts) == 4, what="hosts")
-        await self.cloud.until(
-            storage.ListStoragePools(zone_id=ZONE), lambda a: len(a.pools) == 2, what="pools"
-        )
-        self.alice = await self.account("alice")
-        self.bob = await self.account("bob")
-        domain = (await self.api("listDomains"))["domain"][0]["id"]
-        for cluster in (await self.api("listClusters"))["cluster"]:
-            if (await self.api("listUnmanagedInstances", clusterid=cluster["id"], name="src-vm")).get(
-                "count"
-            ):
-                adopted = await self.api(
-                    "importUnmanagedInstance", clusterid=cluster["id"], name="src-vm", account=self.alice,
-                    domainid=domain,
-                )  # fmt: skip
-        self.vm_id = adopted["virtualmachine"]["id"]
+        self.alice, self.bob = await user(self.cloud, "alice"), await user(self.cloud, "bob")
+        self.vm_id = (await adopt(self.cloud, self.alice.name))["id"]
         self.snapshots = {}
         for name, content in ROOT_AT.items():
             source = (await self.cloud.inventory())[0]["src-vm"]
@@ -111,7 +91,7 @@ async def test_a_user_deploys_from_a_snapshot_in_the_middle_of_the_tree_and_sees
         console = Console(cloud)
         await console.prepare()
         page = browser(console)
-        await page.login("alice", PASSWORD)
+        await page.login("alice", console.alice.password)
 
         await page.wait_for('#instances tr[data-vm="src-vm"]', "src-vm in the instances list")
         page.click('#instances tr[data-vm="src-vm"] a')
@@ -147,7 +127,7 @@ async def test_a_user_deploys_from_a_snapshot_in_the_middle_of_the_tree_and_sees
         assert page.texts("#nics .nic-network") == ["pg-db", "pg-web"]
         page.screenshot("deployed")
         web1 = (await console.vms())["web-1"]
-        assert web1["account"] == console.alice and web1["serviceofferingname"] == "medium"
+        assert web1["account"] == console.alice.name and web1["serviceofferingname"] == "medium"
         assert [n["networkname"] for n in sorted(web1["nic"], key=lambda n: n.get("deviceid", 0))] == [
             "pg-db",
             "pg-web",
@@ -170,7 +150,7 @@ async def test_an_invalid_offering_and_another_accounts_snapshot_are_refused_and
         console = Console(cloud)
         await console.prepare()
         page = browser(console)
-        await page.login("alice", PASSWORD)
+        await page.login("alice", console.alice.password)
         await deploy_form(page, console, "S2")
         page.fill("#vm-name", "too-big")
         # The form will not choose it; a crafted request would: the api must refuse it anyway.
@@ -185,7 +165,7 @@ async def test_an_invalid_offering_and_another_accounts_snapshot_are_refused_and
         assert "too-big" not in await console.vms()
 
         page.click(".who .link-button")  # log out; bob tries alice's snapshot by its URL
-        await page.login("bob", PASSWORD)
+        await page.login("bob", console.bob.password)
         page.go(f"#/snapshots/{console.snapshots['S2']}/deploy")
         refusal = await page.wait_text("main", "You cannot deploy from this VM snapshot")
         assert "Nothing was deployed" in refusal and not page.find_all("#deploy-form")
@@ -208,7 +188,7 @@ async def test_a_failing_deployment_shows_the_step_and_the_vcenter_fault(service
         console = Console(cloud)
         await console.prepare()
         page = browser(console)
-        await page.login("alice", PASSWORD)
+        await page.login("alice", console.alice.password)
         await deploy_form(page, console, "S1")
         page.fill("#vm-name", "doomed")
         page.click('#networks-available [data-network="pg-web"] button')
@@ -229,10 +209,9 @@ async def test_an_admin_seeds_a_pool_and_sees_its_capacity_and_the_vms_hanging_f
     async with Stack(service_env, storage=1, planner=1, api=1, api_admin_password=ADMIN_PASSWORD) as cloud:
         console = Console(cloud)
         await console.prepare()
-        domain = (await console.api("listDomains"))["domain"][0]["id"]
         await console.api(
             "deployVirtualMachine", vmsnapshotid=console.snapshots["S2"], name="web-1",
-            serviceofferingid=console.offerings["small"], account=console.alice, domainid=domain,
+            serviceofferingid=console.offerings["small"], account=console.alice.name, domainid=ROOT_DOMAIN,
         )  # fmt: skip
         page = browser(console)
         await page.login("admin", ADMIN_PASSWORD)
@@ -242,8 +221,13 @@ async def test_an_admin_seeds_a_pool_and_sees_its_capacity_and_the_vms_hanging_f
         )
         assert all("alice" in row for row in rows), "an admin sees every account's VMs, with the account"
 
+        hostile = '<img src=x onerror="document.title=1">&amp;'
+        await console.api("createVMSnapshot", virtualmachineid=console.vm_id, name=hostile)
         page.go(f"#/instances/{console.vm_id}/snapshots/{console.snapshots['S1']}")
         await page.wait_text("#snapshot-panel h3", "S1")
+        [node] = [n for n in page.find_all(".snap-node") if n.get_attribute("data-snapshot-name") == hostile]
+        assert node.find_element("css selector", "title").get_attribute("textContent") == hostile
+        assert page.find_all("main img") == [] and page.driver.title != "1", "a name is text, never markup"
         page.click("#seed-template")
         seeded = await page.wait_text("#success", "The template is seeded", timeout=60)
         assert "ds1" in seeded
