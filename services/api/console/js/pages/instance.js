@@ -52,7 +52,7 @@ function volumeForm(session, snap, go) {
         replace(message);
         try {
           const answer = await session.call("createVolumeFromVmSnapshot", { vmsnapshotid: snap.id, volumeid: disk.value, name: name.value.trim() });
-          go(route("jobs", answer.jobid));
+          go(`${route("jobs", answer.jobid)}?${new URLSearchParams({ command: "createVolumeFromVmSnapshot", name: name.value.trim() })}`);
         } catch (error) {
           replace(message, problem(error, "The volume was not created."));
           submit.disabled = false;
@@ -80,7 +80,7 @@ function seedButton(session, snap, go) {
         replace(message);
         try {
           const answer = await session.call("seedTemplateFromVmSnapshot", { zoneid: snap.zoneid, vmsnapshotid: snap.id, storageid: snap.storageid });
-          go(route("jobs", answer.jobid));
+          go(`${route("jobs", answer.jobid)}?${new URLSearchParams({ command: "seedTemplateFromVmSnapshot", name: snap.name })}`);
         } catch (error) {
           replace(message, problem(error, "The template was not seeded."));
           button.disabled = false;

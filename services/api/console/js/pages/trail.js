@@ -1,5 +1,6 @@
 // A deployment's audit trail as a timeline, then every entry as a table for reading.
 
+import { ApiError } from "../api.js";
 import { duration, h, parseDate, replace, route, s, stateBadge } from "../dom.js";
 import { phases, timeline } from "../timeline.js";
 import { card, loading, pageHeader } from "../ui.js";
@@ -66,8 +67,14 @@ function glanceTable(steps) {
 export async function render({ session, params, main, signal }) {
   replace(main, loading("Loading the deployment's trail…"));
   const [vm] = (await session.call("listVirtualMachines", session.scope({ id: params.vm }), { signal })).virtualmachine || [];
-  const { trail } = await session.call("getDeploymentTrail", { virtualmachineid: params.vm }, { signal });
-  const entries = trail?.entries || [];
+  let entries = [];
+  try {
+    const { trail } = await session.call("getDeploymentTrail", { virtualmachineid: params.vm }, { signal });
+    entries = trail?.entries || [];
+  } catch (error) {
+    // 431: the VM was adopted or made some other way, so no deployment of it was recorded.
+    if (!(error instanceof ApiError) || error.code !== 431) throw error;
+  }
   const name = vm?.name || params.vm;
   const crumbs = h("p", { class: "crumbs" }, h("a", { href: route("instances") }, "Instances"), " / ", h("a", { href: route("instances", params.vm) }, name), " / timeline");
   if (!entries.length) {
