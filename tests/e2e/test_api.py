@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from contracts import planner, storage
-from tests.e2e.api_support import admin
+from tests.e2e.api_support import admin, raw
 from tests.e2e.cloud import networks, prepare, snapshot
 from tests.e2e.test_template import make_template
 from tests.support.stack import ZONE, Stack
@@ -79,3 +79,9 @@ async def test_skeleton_zones_apis_and_a_deploy_from_a_vm_snapshot_without_zone_
             "Running",
             golden["id"],
         )
+
+        base = cloud.api_url.removesuffix("/client/api")
+        assert raw(f"{base}/healthz").status_code == 200
+        assert raw(f"{base}/readyz").json()["ready"] is True
+        metrics = raw(f"{base}/metrics").text
+        assert 'snapdeploy_api_requests_total{code="0",command="deployVirtualMachine"}' in metrics
