@@ -21,6 +21,7 @@ async def test_skeleton_zones_apis_and_a_deploy_from_a_vm_snapshot_without_zone_
         boss = admin(cloud)
         source = await prepare(cloud)
         zones = await boss.listZones()
+        assert await admin(cloud, method="post").listZones() == zones, "POST: every parameter in the body"
         assert [z["name"] for z in zones["zone"]] == ["zone1"]
         apis = {a["name"]: a for a in (await boss.listApis())["api"]}
         deploy = {p["name"]: p for p in apis["deployVirtualMachine"]["params"]}
