@@ -159,7 +159,10 @@ def api_app(client: ClientApi) -> web.Application:
             raise web.HTTPNotFound(text="the console is not installed")
         return web.FileResponse(index)
 
-    app.router.add_get("/console", console_index)
+    async def console_slash(_: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/console/")  # relative links of the page resolve under /console/
+
+    app.router.add_get("/console", console_slash)
     app.router.add_get("/console/", console_index)
     if CONSOLE.is_dir():
         app.router.add_static("/console/", CONSOLE, follow_symlinks=False)
