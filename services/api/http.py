@@ -53,7 +53,9 @@ class ClientApi:
         session_timeout: float,
         limiter: auth.RateLimiter,
         registry,
+        secure_cookies: bool = False,
     ):
+        self.secure_cookies = secure_cookies
         self.ctx = ctx
         self.table = table
         self.session_timeout = session_timeout
@@ -106,7 +108,9 @@ class ClientApi:
                 if value is None:
                     response.del_cookie(name, path="/")
                 else:
-                    response.set_cookie(name, value, httponly=True, samesite="Strict", path="/")
+                    response.set_cookie(
+                        name, value, httponly=True, samesite="Strict", path="/", secure=self.secure_cookies
+                    )
             code = 0
         except ApiError as error:
             response, code = error_reply(command, api, error), error.code
