@@ -184,6 +184,8 @@ func controlHandler() http.Handler {
 		return stateLocked(), nil
 	})
 
+	post("/_control/ide-vm", createIdeVM)
+
 	post("/_control/expire-sessions", func(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 		return map[string]int{"expired": expireSessions()}, nil
 	})

@@ -8,6 +8,7 @@ from typing import Any
 
 from pyVmomi import vim
 
+from contracts import vsphere
 from contracts.vsphere import DiskConfig, NicConfig
 from services.hypervisor_agent.vsphere.faults import InvalidRequest
 
@@ -30,10 +31,6 @@ _ADAPTERS: dict[str, type] = {
     "pcnet32": Device.VirtualPCNet32,
     "sriov": Device.VirtualSriovEthernetCard,
 }
-
-# Controllers rank by bus type then bus number when choosing the root disk: a BIOS boots
-# from the first SCSI/IDE/SATA/NVMe disk, so unit 0 on bus 0 of the first such controller.
-_CONTROLLER_RANK = {"scsi": 0, "ide": 1, "sata": 2, "nvme": 3}
 
 
 def datastore_of(path: str) -> str:
@@ -92,16 +89,13 @@ def disk_configs(devices: list[Any]) -> list[DiskConfig]:
 
 
 def root_disk(devices: list[Any]) -> Any | None:
-    """The boot disk: lowest (controller type, bus, unit); the first disk when none is on a known bus."""
-    controllers = {d.key: d for d in devices if isinstance(d, Device.VirtualController)}
-
-    def position(disk: Any) -> tuple[int, int, int]:
-        controller = controllers.get(disk.controllerKey)
-        rank = _CONTROLLER_RANK.get(controller_type(controller), len(_CONTROLLER_RANK))
-        return rank, getattr(controller, "busNumber", 0) or 0, disk.unitNumber or 0
-
+    """The boot disk among the VM's devices, by the one rule every service uses
+    (``contracts.vsphere.root_disk``); None for a VM without disks."""
     found = disks(devices)
-    return min(found, key=position) if found else None
+    if not found:
+        return None
+    root = vsphere.root_disk(disk_configs(devices))
+    return next(d for d in found if d.key == root.key)
 
 
 def nic_config(nic: Any, network_names: Mapping[str, str] | None = None) -> NicConfig:
