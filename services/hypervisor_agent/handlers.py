@@ -141,6 +141,17 @@ async def remove_vm_snapshot(
     return cmd.RemoveVmSnapshotSucceeded(vm_ref=command.vm_ref, snapshot_ref=command.snapshot_ref)
 
 
+async def revert_to_vm_snapshot(
+    command: cmd.RevertToVmSnapshot, ctx: HandlerContext, agent: Agent
+) -> cmd.RevertToVmSnapshotSucceeded:
+    power_state = await agent.vcenter(
+        ctx, ops.revert_to_snapshot, command.vm_ref, command.snapshot_ref, key=("vm", command.vm_ref)
+    )
+    return cmd.RevertToVmSnapshotSucceeded(
+        vm_ref=command.vm_ref, snapshot_ref=command.snapshot_ref, power_state=power_state
+    )
+
+
 # -- seeding and cloning ----------------------------------------------------------------------------
 
 
@@ -311,6 +322,7 @@ HANDLERS_OF_AGENT = {
     cmd.GetVmSnapshotConfigs: get_vm_snapshot_configs,
     cmd.CreateVmSnapshot: create_vm_snapshot,
     cmd.RemoveVmSnapshot: remove_vm_snapshot,
+    cmd.RevertToVmSnapshot: revert_to_vm_snapshot,
     cmd.SeedTemplate: seed_template,
     cmd.CloneFromSnapshot: clone_from_snapshot,
     cmd.CopyVolumeFromSnapshot: copy_volume_from_snapshot,

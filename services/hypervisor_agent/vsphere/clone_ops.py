@@ -91,7 +91,19 @@ def clone_from_snapshot(
         # vCenter normally removes a failed clone; make sure nothing of ours is left by that name.
         cleanup_step(lambda: _destroy_own_vm(session, vm_name, vm_id, report, timeout))
         raise
-    return _clone_result(session, outcome.result, vm_name)
+    result = _clone_result(session, outcome.result, vm_name)
+    seed_disk = devices.root_disk(list(base_config.get("config.hardware.device") or []))
+    expected = seed_disk.backing.fileName if seed_disk is not None else None
+    if result.root_disk.parent_file != expected:
+        # vCenter made a full copy (or hung the disk elsewhere): not what we promise, and it
+        # would cost the pool a whole disk per deployment. Remove it and say so.
+        cleanup_step(lambda: _destroy_own_vm(session, vm_name, vm_id, report, timeout))
+        raise VsphereError(
+            f"clone {vm_name} is not a linked clone of the seed: its root disk {result.root_disk.file} "
+            f"has parent {result.root_disk.parent_file or 'none'}, not {expected}",
+            fault="NotLinkedClone",
+        )
+    return result
 
 
 def _clone_result(session: VsphereSession, vm: vim.VirtualMachine, name: str) -> CloneResult:

@@ -19,6 +19,7 @@ from services.hypervisor_agent.vsphere.snapshot_ops import (
     create_snapshot,
     get_snapshot_config,
     remove_snapshot,
+    revert_to_snapshot,
 )
 from services.hypervisor_agent.vsphere.template_ops import SeedResult, delete_template, seed_template
 from services.hypervisor_agent.vsphere.vm_ops import (
@@ -50,5 +51,6 @@ __all__ = [
     "power_on",
     "reconfigure_vm",
     "remove_snapshot",
+    "revert_to_snapshot",
     "seed_template",
 ]

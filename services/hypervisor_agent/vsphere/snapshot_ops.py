@@ -122,6 +122,29 @@ def remove_snapshot(
         )
 
 
+def revert_to_snapshot(
+    session: VsphereSession, vm_ref: str, snapshot_ref: str, *, report: Report, timeout: float
+) -> str:
+    """Put the VM back on the snapshot (its disks as they were then; it becomes the current one).
+
+    Returns the VM's power state afterwards: vSphere powers a VM off when it goes back to a
+    snapshot without memory state. Reverting again discards what was written since."""
+    vm = inventory.vm_by_ref(session, vm_ref)
+    found = inventory.snapshot_by_ref(session, vm, snapshot_ref)
+    if found is None:
+        raise FileMissing(f"snapshot {snapshot_ref} of VM {vm_ref} not found", fault="NotFound")
+    snapshot, _ = found
+    run_task(
+        session,
+        lambda si: snapshot.RevertToSnapshot_Task(),
+        timeout=timeout,
+        report=report,
+        name="RevertToSnapshot_Task",
+        entity=vm,
+    )
+    return str(inventory.require_vm(session, vm, ["runtime.powerState"])["runtime.powerState"])
+
+
 def _snapshot_with_id(session: VsphereSession, vm: Any, snapshot_id: str) -> SnapshotInfo | None:
     values = inventory.require_vm(session, vm, ["snapshot"])
     snapshots = inventory.snapshot_infos(values.get("snapshot"))
