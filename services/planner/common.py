@@ -6,7 +6,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from contracts.errors import ErrorCode
 from contracts.events import JobStatusChanged, ResourceStateChanged
+from services.planner import domain
+from shared.errors import DomainError
 from shared.messaging import HandlerContext
 
 
@@ -49,3 +52,16 @@ def job(
             error_text=error_text,
         )
     )
+
+
+async def owned_instance(ctx: HandlerContext, vm_id: uuid.UUID):
+    """The live instance, if the caller may act on it (431 unknown, 531 another account's)."""
+    instance = await ctx.conn.fetchrow("SELECT * FROM instances WHERE uuid = $1", vm_id)
+    if instance is None or instance["state"] in ("Destroyed", "Expunged", "Error"):
+        raise DomainError(ErrorCode.PARAM_ERROR, f"VM {vm_id} does not exist")
+    actor = ctx.envelope.actor
+    if not domain.may_use(actor.role, actor.account_id, instance["account_id"]):
+        raise DomainError(
+            ErrorCode.ACCOUNT_ERROR, f"account {actor.account_id} may not use VM {instance['name']}"
+        )
+    return instance

@@ -13,54 +13,61 @@ from datetime import UTC, datetime
 
 import structlog
 
-from contracts import agent, storage
 from contracts import planner as cmd
-from contracts.catalogue import failed_reply, succeeded_reply
 from contracts.envelope import Envelope
 from contracts.events import InventorySynced
-from services.planner import deploy, inventory, lifecycle, offerings, queries, saga, snapshots
+from services.planner import (
+    adoption,
+    deploy,
+    deploy_request,
+    inventory,
+    lifecycle,
+    offerings,
+    queries,
+    saga,
+    snapshots,
+    steps,
+)
 from services.planner.common import Planner
 from shared.db import outbox
 from shared.messaging import HandlerContext, Handlers
 
 log = structlog.get_logger("planner")
 
+# Every process of the planner, by its saga kind.
 FLOWS = {
-    deploy.DEPLOY: (deploy.advance, deploy.timed_out),
-    snapshots.TAKE: (snapshots.advance_take, snapshots.timed_out),
-    snapshots.REMOVE: (snapshots.advance_remove, snapshots.timed_out),
-    snapshots.ADOPT: (snapshots.advance_adopt, snapshots.timed_out),
-    lifecycle.START: (lifecycle.advance, lifecycle.timed_out),
-    lifecycle.STOP: (lifecycle.advance, lifecycle.timed_out),
-    lifecycle.DESTROY: (lifecycle.advance, lifecycle.timed_out),
+    flow.kind: flow
+    for flow in (
+        deploy.FLOW,
+        snapshots.TAKE_FLOW,
+        snapshots.REMOVE_FLOW,
+        snapshots.REVERT_FLOW,
+        adoption.FLOW,
+        lifecycle.START_FLOW,
+        lifecycle.STOP_FLOW,
+        lifecycle.REBOOT_FLOW,
+        lifecycle.DESTROY_FLOW,
+    )
 }
 
-# The commands the planner sends; their replies move sagas.
-SENT = (
-    agent.GetVmSnapshotConfigs,
-    agent.CloneFromSnapshot,
-    agent.ReconfigureVm,
-    agent.AttachNic,
-    agent.PowerOnVm,
-    agent.PowerOffVm,
-    agent.DestroyVm,
-    agent.CreateVmSnapshot,
-    agent.RemoveVmSnapshot,
-    storage.SeedTemplateFromVmSnapshot,
-    storage.AllocateRootVolume,
-    storage.RecordVirtualMachine,
-    storage.RecordVmSnapshot,
-    storage.ForgetVmSnapshot,
-    storage.DestroyVmVolumes,
-)
+
+def load(process: saga.Saga) -> tuple[steps.Flow, saga.Saga]:
+    """The process's flow, and its typed state (read the old way for rows from before)."""
+    flow = FLOWS[process.kind]
+    if process.legacy:
+        return flow, flow.legacy(process)
+    process.model = flow.state.model_validate(process.raw["state"])
+    if process.error is not None:
+        process.error = steps.Failure(**process.error)
+    return flow, process
 
 
 async def on_reply(reply, ctx: HandlerContext, planner: Planner) -> None:
     process = await saga.awaiting(ctx.conn, ctx.envelope.causation_id)
     if process is None:
         return  # a late reply to a step that was re-sent, or not ours
-    advance, _ = FLOWS[process.kind]
-    await advance(process, reply, ctx, planner)
+    flow, process = load(process)
+    await steps.on_reply(flow, process, reply, ctx, planner)
 
 
 async def watchdog(runtime, *, planner: Planner, interval: float, max_resends: int) -> None:
@@ -84,8 +91,8 @@ async def watchdog(runtime, *, planner: Planner, interval: float, max_resends: i
                         log.warning("step overdue, sending it again", kind=row["kind"], step=row["step"])
                         await saga.resend(ctx, row)
                     else:
-                        _, timed_out = FLOWS[row["kind"]]
-                        await timed_out(saga.Saga.of(row), ctx, planner)
+                        flow, process = load(saga.Saga.of(row))
+                        await steps.timed_out(flow, process, ctx, planner)
                 await outbox.add(conn, ctx.outgoing)
             runtime.relay.wake()
         except Exception as error:
@@ -93,19 +100,22 @@ async def watchdog(runtime, *, planner: Planner, interval: float, max_resends: i
 
 
 WITH_SETTINGS = {
-    cmd.DeployVirtualMachine: deploy.deploy_virtual_machine,
+    cmd.DeployVirtualMachine: deploy_request.deploy_virtual_machine,
     cmd.StartVirtualMachine: lifecycle.start_virtual_machine,
     cmd.StopVirtualMachine: lifecycle.stop_virtual_machine,
+    cmd.RebootVirtualMachine: lifecycle.reboot_virtual_machine,
     cmd.DestroyVirtualMachine: lifecycle.destroy_virtual_machine,
     cmd.CreateVmSnapshot: snapshots.create_vm_snapshot,
     cmd.DeleteVmSnapshot: snapshots.delete_vm_snapshot,
-    cmd.ImportVirtualMachine: snapshots.import_virtual_machine,
+    cmd.RevertToVmSnapshot: snapshots.revert_to_vm_snapshot,
+    cmd.ImportVirtualMachine: adoption.import_virtual_machine,
     cmd.ListVirtualMachines: queries.list_virtual_machines,
     cmd.ListVmSnapshots: queries.list_vm_snapshots,
     cmd.ListHosts: queries.list_hosts,
     cmd.ListNetworks: queries.list_networks,
     cmd.ListServiceOfferings: queries.list_service_offerings,
-    **{reply(command): on_reply for command in SENT for reply in (succeeded_reply, failed_reply)},
+    # the replies the steps await, derived from the steps themselves
+    **{reply: on_reply for reply in steps.replies_of(FLOWS.values())},
 }
 
 PLAIN = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contracts.events import InventorySynced
 from contracts.planner import host_id, network_id, template_id
 from contracts.vsphere import root_disk
+from services.planner import tree
 from shared.messaging import HandlerContext
 
 
@@ -67,3 +68,4 @@ async def inventory_synced(event: InventorySynced, ctx: HandlerContext) -> None:
         "INSERT INTO vcenter_vms (zone_id, ref, info) VALUES ($1, $2, $3)",
         [(event.zone_id, vm.ref, vm.model_dump(mode="json")) for vm in event.vms],
     )
+    await tree.sync(conn, event.zone_id, event.vms)

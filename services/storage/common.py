@@ -7,10 +7,9 @@ from dataclasses import dataclass
 
 from contracts.agent import AgentCommand
 from contracts.events import ResourceStateChanged
-from services.storage import store
+from contracts.topology import STORAGE_REPLIES
+from shared.db import awaited
 from shared.messaging import HandlerContext
-
-REPLIES = "storage.replies"
 
 
 @dataclass(frozen=True)
@@ -22,8 +21,9 @@ async def call_agent(
     ctx: HandlerContext, command: AgentCommand, operation: str, resource_id: uuid.UUID, **detail
 ):
     """Send an agent command whose reply comes back to this service, and remember what it was for."""
-    envelope = ctx.send(command, reply_to=REPLIES)
-    await store.remember_call(ctx.conn, envelope.message_id, operation, resource_id, **detail)
+    await awaited.send(
+        ctx, command, reply_to=STORAGE_REPLIES.name, operation=operation, resource_id=resource_id, **detail
+    )
 
 
 def state_changed(

@@ -19,7 +19,7 @@ from contracts import agent
 from contracts.envelope import Envelope
 from services.storage import store
 from services.storage.common import call_agent, state_changed
-from shared.db import outbox
+from shared.db import awaited, outbox
 from shared.messaging import HandlerContext
 
 log = structlog.get_logger("scavenger")
@@ -71,7 +71,7 @@ async def scavenge_once(runtime, *, delay: float, batch: int = 50) -> int:
                  AND (s.state = 'Error' OR (s.state = 'Ready' AND s.marked_for_gc
                       AND NOT EXISTS (SELECT 1 FROM volumes v WHERE v.seed_id = s.id
                                       AND v.state NOT IN ('Expunged', 'Error'))))
-                 AND NOT EXISTS (SELECT 1 FROM agent_calls c WHERE c.resource_id::text = s.uuid)
+                 AND NOT EXISTS (SELECT 1 FROM awaited_replies c WHERE c.resource_id::text = s.uuid)
                ORDER BY s.updated LIMIT $2 FOR UPDATE OF s SKIP LOCKED""",
             delay,
             batch,
@@ -93,7 +93,7 @@ async def scavenge_once(runtime, *, delay: float, batch: int = 50) -> int:
 
 
 async def delete_disk_succeeded(event: agent.DeleteDiskSucceeded, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     volume = await store.volume(ctx.conn, call["resource_id"])
@@ -113,7 +113,7 @@ async def delete_disk_succeeded(event: agent.DeleteDiskSucceeded, ctx: HandlerCo
 
 
 async def delete_disk_failed(event, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     # Back to Destroy: the next pass tries again.
@@ -122,7 +122,7 @@ async def delete_disk_failed(event, ctx: HandlerContext) -> None:
 
 
 async def delete_template_succeeded(event: agent.DeleteTemplateSucceeded, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     seed = await ctx.conn.fetchrow(
@@ -134,7 +134,7 @@ async def delete_template_succeeded(event: agent.DeleteTemplateSucceeded, ctx: H
 
 
 async def delete_template_failed(event, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is not None:
         log.warning(
             "could not delete a seeded template", seed=str(call["resource_id"]), error=event.error_text

@@ -19,7 +19,7 @@ from contracts.storage import SeedTemplateFromVmSnapshot, SeedTemplateFromVmSnap
 from contracts.vsphere import DiskConfig
 from services.storage import domain, store
 from services.storage.common import Storage, call_agent, state_changed
-from shared.db import pending
+from shared.db import awaited, pending
 from shared.errors import DomainError
 from shared.messaging import DEFERRED, HandlerContext
 
@@ -138,7 +138,7 @@ async def start(ctx: HandlerContext, storage: Storage, snapshot, pool, root: Dis
 
 async def seed_template_succeeded(event: agent.SeedTemplateSucceeded, ctx: HandlerContext) -> None:
     conn = ctx.conn
-    call = await store.take_call(conn, ctx.envelope.causation_id)
+    call = await awaited.take(conn, ctx.envelope.causation_id)
     if call is None:
         return  # not ours, or already handled
     await lock_seed(conn, event.seed_id)
@@ -174,7 +174,7 @@ async def seed_template_succeeded(event: agent.SeedTemplateSucceeded, ctx: Handl
 
 async def seed_template_failed(event, ctx: HandlerContext) -> None:
     conn = ctx.conn
-    call = await store.take_call(conn, ctx.envelope.causation_id)
+    call = await awaited.take(conn, ctx.envelope.causation_id)
     if call is None:
         return
     seed_uuid = str(call["resource_id"])

@@ -141,29 +141,3 @@ async def move_seed(
         to_state,
         *(fields[name] for name in names),
     )
-
-
-# -- agent calls in flight -------------------------------------------------------------------------------
-
-
-async def remember_call(
-    conn: asyncpg.Connection, message_id: uuid.UUID, operation: str, resource_id: uuid.UUID, **detail: Any
-) -> None:
-    await conn.execute(
-        "INSERT INTO agent_calls (message_id, operation, resource_id, detail) VALUES ($1, $2, $3, $4)",
-        message_id,
-        operation,
-        resource_id,
-        detail,
-    )
-
-
-async def take_call(conn: asyncpg.Connection, message_id: uuid.UUID | None) -> asyncpg.Record | None:
-    """The call a reply answers (removed: a second reply to it finds nothing)."""
-    return await conn.fetchrow("DELETE FROM agent_calls WHERE message_id = $1 RETURNING *", message_id)
-
-
-async def call_in_flight(conn: asyncpg.Connection, resource_id: uuid.UUID) -> str | None:
-    return await conn.fetchval(
-        "SELECT operation FROM agent_calls WHERE resource_id = $1 LIMIT 1", resource_id
-    )

@@ -17,7 +17,7 @@ from contracts.errors import ErrorCode
 from contracts.vsphere import DiskConfig
 from services.storage import domain, store
 from services.storage.common import Storage, call_agent, state_changed
-from shared.db import pending
+from shared.db import awaited, pending
 from shared.errors import DomainError
 from shared.messaging import DEFERRED, HandlerContext
 
@@ -127,7 +127,7 @@ async def answer_existing(ctx: HandlerContext, volume):
 
 async def copy_volume_succeeded(event: agent.CopyVolumeFromSnapshotSucceeded, ctx: HandlerContext) -> None:
     conn = ctx.conn
-    if await store.take_call(conn, ctx.envelope.causation_id) is None:
+    if await awaited.take(conn, ctx.envelope.causation_id) is None:
         return
     volume_uuid = uuid.UUID(event.volume_id)
     volume = await store.move_volume(conn, volume_uuid, ("Creating",), "Ready", disk_path=event.disk_path)
@@ -151,7 +151,7 @@ async def copy_volume_succeeded(event: agent.CopyVolumeFromSnapshotSucceeded, ct
 
 async def copy_volume_failed(event, ctx: HandlerContext) -> None:
     conn = ctx.conn
-    call = await store.take_call(conn, ctx.envelope.causation_id)
+    call = await awaited.take(conn, ctx.envelope.causation_id)
     if call is None:
         return
     volume_uuid = call["resource_id"]
@@ -174,7 +174,7 @@ async def copy_volume_failed(event, ctx: HandlerContext) -> None:
 async def busy_volume(ctx: HandlerContext, volume_uuid: uuid.UUID):
     """The volume, locked; refused while another operation on it is in flight."""
     volume = await store.volume(ctx.conn, volume_uuid, lock=True)
-    operation = await store.call_in_flight(ctx.conn, volume_uuid)
+    operation = await awaited.in_flight(ctx.conn, volume_uuid)
     if operation is not None:
         raise DomainError(
             ErrorCode.RESOURCE_IN_USE, f"volume {volume['name']} is busy ({operation} in progress)"
@@ -214,7 +214,7 @@ async def attach_volume(command: cmd.AttachVolume, ctx: HandlerContext, storage:
 
 
 async def attach_disk_succeeded(event: agent.AttachDiskSucceeded, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     vm_uuid = uuid.UUID(call["detail"]["vm"])
@@ -242,7 +242,7 @@ async def attach_disk_succeeded(event: agent.AttachDiskSucceeded, ctx: HandlerCo
 
 
 async def attach_disk_failed(event, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     volume = await store.move_volume(ctx.conn, call["resource_id"], ("Attaching",), "Ready")
@@ -275,7 +275,7 @@ async def detach_volume(command: cmd.DetachVolume, ctx: HandlerContext, storage:
 
 
 async def detach_disk_succeeded(event: agent.DetachDiskSucceeded, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     volume = await store.move_volume(
@@ -287,7 +287,7 @@ async def detach_disk_succeeded(event: agent.DetachDiskSucceeded, ctx: HandlerCo
 
 
 async def detach_disk_failed(event, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     volume = await store.volume(ctx.conn, call["resource_id"])
@@ -336,7 +336,7 @@ async def resize_volume(command: cmd.ResizeVolume, ctx: HandlerContext, storage:
 
 
 async def extend_disk_succeeded(event: agent.ExtendDiskSucceeded, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     grow = call["detail"]["grow"]
@@ -362,7 +362,7 @@ async def extend_disk_succeeded(event: agent.ExtendDiskSucceeded, ctx: HandlerCo
 
 
 async def extend_disk_failed(event, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     volume = await store.move_volume(ctx.conn, call["resource_id"], ("Resizing",), "Ready")

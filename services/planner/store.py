@@ -1,0 +1,169 @@
+"""SQL of the planner's flows, in small functions the steps read like sentences.
+
+(The read side is in ``queries``, host choice and capacity in ``hosts``, the snapshot tree in
+``tree``, saga rows in ``saga``.) Each takes the handler's connection first: tests of the
+steps put an in-memory store in its place.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+# -- instances and their NICs --------------------------------------------------------------------------
+
+
+async def instance(conn: asyncpg.Connection, vm_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM instances WHERE uuid = $1", vm_id)
+
+
+async def name_taken(conn: asyncpg.Connection, name: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM instances WHERE name = $1", name))
+
+
+async def add_instance(conn: asyncpg.Connection, **columns: Any) -> None:
+    """A new instance row (deployed or adopted); ``columns`` are the table's."""
+    names = list(columns)
+    await conn.execute(
+        f"INSERT INTO instances ({', '.join(names)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(names)))})",
+        *columns.values(),
+    )
+
+
+async def add_nics(conn: asyncpg.Connection, vm_id: uuid.UUID, nics: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
+    """(nic id, network id) in device order."""
+    await conn.executemany(
+        """INSERT INTO nics (uuid, instance_uuid, network_uuid, device_order, state)
+           VALUES ($1, $2, $3, $4, 'Allocated')""",
+        [(nic_id, vm_id, network_id, order) for order, (nic_id, network_id) in enumerate(nics)],
+    )
+
+
+async def set_state(
+    conn: asyncpg.Connection, vm_id: uuid.UUID, state: str, *, reason: str | None = None
+) -> asyncpg.Record:
+    return await conn.fetchrow(
+        """UPDATE instances SET state = $2, reason = coalesce($3, reason), updated = now()
+           WHERE uuid = $1 RETURNING *""",
+        vm_id,
+        state,
+        reason,
+    )
+
+
+async def state_of(conn: asyncpg.Connection, vm_id: uuid.UUID) -> str | None:
+    return await conn.fetchval("SELECT state FROM instances WHERE uuid = $1", vm_id)
+
+
+async def placed(conn: asyncpg.Connection, vm_id: uuid.UUID, host_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE instances SET host_uuid = $2, reserved = true, updated = now() WHERE uuid = $1", vm_id, host_id
+    )
+
+
+async def cloned(conn: asyncpg.Connection, vm_id: uuid.UUID, vm_ref: str) -> None:
+    await conn.execute("UPDATE instances SET vm_ref = $2, updated = now() WHERE uuid = $1", vm_id, vm_ref)
+
+
+async def root_volume_id(conn: asyncpg.Connection, vm_id: uuid.UUID) -> uuid.UUID | None:
+    return await conn.fetchval("SELECT root_volume_id FROM instances WHERE uuid = $1", vm_id)
+
+
+async def nic_reserved(conn: asyncpg.Connection, nic_id: uuid.UUID, mac: str) -> None:
+    await conn.execute("UPDATE nics SET mac = $2, state = 'Reserved' WHERE uuid = $1", nic_id, mac)
+
+
+async def release_nics(conn: asyncpg.Connection, vm_id: uuid.UUID) -> None:
+    await conn.execute("UPDATE nics SET state = 'Released' WHERE instance_uuid = $1", vm_id)
+
+
+async def forget_instance(conn: asyncpg.Connection, vm_id: uuid.UUID) -> None:
+    """An adoption that failed: its rows go, so the next import starts again with the same ids."""
+    await conn.execute("DELETE FROM vm_snapshots WHERE instance_uuid = $1", vm_id)
+    await conn.execute("DELETE FROM instances WHERE uuid = $1", vm_id)
+
+
+# -- what a request names -----------------------------------------------------------------------------------
+
+
+async def offering(conn: asyncpg.Connection, offering_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM service_offerings WHERE uuid = $1", offering_id)
+
+
+async def network_in_zone(conn: asyncpg.Connection, network_id: uuid.UUID, zone: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM networks WHERE uuid = $1 AND zone_id = $2", network_id, zone)
+
+
+async def host(conn: asyncpg.Connection, host_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM hosts WHERE uuid = $1", host_id)
+
+
+async def host_id_of(conn: asyncpg.Connection, zone: str, ref: str | None) -> uuid.UUID | None:
+    return await conn.fetchval("SELECT uuid FROM hosts WHERE zone_id = $1 AND ref = $2", zone, ref)
+
+
+async def template(conn: asyncpg.Connection, template_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM templates WHERE uuid = $1", template_id)
+
+
+async def vcenter_vm(conn: asyncpg.Connection, zone: str, ref: str) -> dict | None:
+    """The VM as the last inventory sync found it."""
+    return await conn.fetchval("SELECT info FROM vcenter_vms WHERE zone_id = $1 AND ref = $2", zone, ref)
+
+
+# -- VM snapshots ---------------------------------------------------------------------------------------------
+
+
+async def snapshot(conn: asyncpg.Connection, snapshot_id: uuid.UUID, *, lock: bool = False):
+    return await conn.fetchrow(
+        f"SELECT * FROM vm_snapshots WHERE uuid = $1{' FOR UPDATE' if lock else ''}", snapshot_id
+    )
+
+
+async def snapshot_to_deploy(conn: asyncpg.Connection, snapshot_id: uuid.UUID) -> asyncpg.Record | None:
+    """The snapshot with what a deployment inherits from its instance."""
+    return await conn.fetchrow(
+        """SELECT s.*, i.vm_ref, i.zone_id, i.hypervisor, i.pool, i.vm_template_id, i.disk_offering_id,
+                  i.account_id AS owner
+           FROM vm_snapshots s JOIN instances i ON i.uuid = s.instance_uuid WHERE s.uuid = $1""",
+        snapshot_id,
+    )
+
+
+async def add_snapshot(conn: asyncpg.Connection, **columns: Any) -> None:
+    """A new VM snapshot row (state ``Creating``); ``columns`` are the table's."""
+    names = list(columns)
+    await conn.execute(
+        f"""INSERT INTO vm_snapshots ({", ".join(names)}, state)
+            VALUES ({", ".join(f"${i + 1}" for i in range(len(names)))}, 'Creating')""",
+        *columns.values(),
+    )
+
+
+async def snapshot_taken(
+    conn: asyncpg.Connection, snapshot_id: uuid.UUID, ref: str, parent_id: uuid.UUID | None
+) -> None:
+    await conn.execute(
+        "UPDATE vm_snapshots SET snapshot_ref = $2, parent_uuid = $3 WHERE uuid = $1", snapshot_id, ref, parent_id
+    )
+
+
+async def snapshot_state(conn: asyncpg.Connection, snapshot_id: uuid.UUID, state: str) -> None:
+    await conn.execute("UPDATE vm_snapshots SET state = $2 WHERE uuid = $1", snapshot_id, state)
+
+
+async def snapshot_ready(conn: asyncpg.Connection, snapshot_id: uuid.UUID, config) -> None:
+    """Ready, with the VM's configuration (and its disks) as they were at the snapshot."""
+    await conn.execute(
+        "UPDATE vm_snapshots SET state = 'Ready', disks = $2, config = $3 WHERE uuid = $1",
+        snapshot_id,
+        [disk.model_dump(mode="json") for disk in config.disks],
+        config.model_dump(mode="json"),
+    )
+
+
+async def snapshot_ids(conn: asyncpg.Connection, vm_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await conn.fetch("SELECT uuid FROM vm_snapshots WHERE instance_uuid = $1 ORDER BY created", vm_id)
+    return [r["uuid"] for r in rows]
