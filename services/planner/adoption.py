@@ -10,7 +10,7 @@ from contracts import agent, storage
 from contracts import planner as cmd
 from contracts.errors import ErrorCode
 from contracts.vsphere import VmInfo, root_disk
-from services.planner import saga, steps
+from services.planner import saga, steps, store
 from services.planner.common import Planner
 from services.planner.state import AdoptedSnapshot, Adoption, legacy_adoption
 from services.planner.steps import AGAIN, Failure, Flow, Step
@@ -53,12 +53,7 @@ async def snapshot_done(a: Adoption, reply, ctx: Ctx, planner: Planner):
     if isinstance(reply, agent.GetVmSnapshotConfigsSucceeded):
         todo.config = reply.config
         return AGAIN
-    await ctx.conn.execute(
-        "UPDATE vm_snapshots SET state = 'Ready', disks = $2, config = $3 WHERE uuid = $1",
-        todo.id,
-        [disk.model_dump(mode="json") for disk in todo.config.disks],
-        todo.config.model_dump(mode="json"),
-    )
+    await store.snapshot_ready(ctx.conn, todo.id, todo.config)
     todo.recorded = True
     return AGAIN
 
@@ -78,8 +73,7 @@ async def adopted(a: Adoption, ctx: Ctx, planner: Planner):
 
 async def forgotten(a: Adoption, error: Failure, ctx: Ctx, planner: Planner) -> None:
     # Nothing half-made is kept: the next import starts again with the same ids.
-    await ctx.conn.execute("DELETE FROM vm_snapshots WHERE instance_uuid = $1", a.vm_id)
-    await ctx.conn.execute("DELETE FROM instances WHERE uuid = $1", a.vm_id)
+    await store.forget_instance(ctx.conn, a.vm_id)
 
 
 def from_legacy(process: saga.Saga) -> saga.Saga:
@@ -100,9 +94,7 @@ async def import_virtual_machine(command: cmd.ImportVirtualMachine, ctx: Ctx, pl
     conn = ctx.conn
     if ctx.envelope.actor.role == "user":
         raise DomainError(ErrorCode.ACCOUNT_ERROR, "only an admin may import a VM into an account")
-    info = await conn.fetchval(
-        "SELECT info FROM vcenter_vms WHERE zone_id = $1 AND ref = $2", command.zone_id, command.vm_ref
-    )
+    info = await store.vcenter_vm(conn, command.zone_id, command.vm_ref)
     if info is None:
         raise DomainError(
             ErrorCode.PARAM_ERROR,
@@ -117,49 +109,43 @@ async def import_virtual_machine(command: cmd.ImportVirtualMachine, ctx: Ctx, pl
     if await saga.running(conn, ADOPT, vm_id):
         await pending.park(ctx, vm_id, ADOPT)
         return DEFERRED
-    if await conn.fetchval("SELECT 1 FROM instances WHERE uuid = $1", vm_id):
-        snapshots = await conn.fetch(
-            "SELECT uuid FROM vm_snapshots WHERE instance_uuid = $1 ORDER BY created", vm_id
+    if await store.instance(conn, vm_id) is not None:
+        return cmd.ImportVirtualMachineSucceeded(
+            vm_id=vm_id, vm_snapshot_ids=await store.snapshot_ids(conn, vm_id)
         )
-        return cmd.ImportVirtualMachineSucceeded(vm_id=vm_id, vm_snapshot_ids=[r["uuid"] for r in snapshots])
     root = root_disk(vm.disks)
-    host = await conn.fetchval(
-        "SELECT uuid FROM hosts WHERE zone_id = $1 AND ref = $2", command.zone_id, vm.host
-    )
-    await conn.execute(
-        """INSERT INTO instances (uuid, name, display_name, account_id, zone_id, state, host_uuid, vm_ref,
-               service_offering_id, root_volume_id, pool, cpu_number, cpu_speed_mhz, memory_mb)
-           VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12)""",
-        vm_id,
-        vm.name,
-        command.account_id,
-        command.zone_id,
-        "Running" if vm.power_state == "poweredOn" else "Stopped",
-        host,
-        vm.ref,
-        command.service_offering_id,
-        adopted_id(command.zone_id, vm.ref, str(root.key)),
-        root.datastore,
-        vm.num_cpus,
-        vm.memory_mb,
+    host = await store.host_id_of(conn, command.zone_id, vm.host)
+    await store.add_instance(
+        conn,
+        uuid=vm_id,
+        name=vm.name,
+        display_name=vm.name,
+        account_id=command.account_id,
+        zone_id=command.zone_id,
+        state="Running" if vm.power_state == "poweredOn" else "Stopped",
+        host_uuid=host,
+        vm_ref=vm.ref,
+        service_offering_id=command.service_offering_id,
+        root_volume_id=adopted_id(command.zone_id, vm.ref, str(root.key)),
+        pool=root.datastore,
+        cpu_number=vm.num_cpus,
+        cpu_speed_mhz=0,
+        memory_mb=vm.memory_mb,
     )
     ids = {s.ref: adopted_id(command.zone_id, vm.ref, s.ref) for s in vm.snapshots}
     for s in vm.snapshots:  # parents come first
-        await conn.execute(
-            """INSERT INTO vm_snapshots
-                   (uuid, instance_uuid, account_id, name, description, parent_uuid, snapshot_ref,
-                   memory, state, created, current)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'Creating', $9, $10)""",
-            ids[s.ref],
-            vm_id,
-            command.account_id,
-            s.name,
-            s.description,
-            ids.get(s.parent_ref),
-            s.ref,
-            s.has_memory,
-            s.created,
-            s.ref == vm.current_snapshot_ref,
+        await store.add_snapshot(
+            conn,
+            uuid=ids[s.ref],
+            instance_uuid=vm_id,
+            account_id=command.account_id,
+            name=s.name,
+            description=s.description,
+            parent_uuid=ids.get(s.parent_ref),
+            snapshot_ref=s.ref,
+            memory=s.has_memory,
+            created=s.created,
+            current=s.ref == vm.current_snapshot_ref,
         )
     volumes = [
         storage.VmVolume(

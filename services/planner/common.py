@@ -8,7 +8,7 @@ from typing import Any
 
 from contracts.errors import ErrorCode
 from contracts.events import JobStatusChanged, ResourceStateChanged
-from services.planner import domain
+from services.planner import domain, store
 from shared.errors import DomainError
 from shared.messaging import HandlerContext
 
@@ -56,7 +56,7 @@ def job(
 
 async def owned_instance(ctx: HandlerContext, vm_id: uuid.UUID):
     """The live instance, if the caller may act on it (431 unknown, 531 another account's)."""
-    instance = await ctx.conn.fetchrow("SELECT * FROM instances WHERE uuid = $1", vm_id)
+    instance = await store.instance(ctx.conn, vm_id)
     if instance is None or instance["state"] in ("Destroyed", "Expunged", "Error"):
         raise DomainError(ErrorCode.PARAM_ERROR, f"VM {vm_id} does not exist")
     actor = ctx.envelope.actor

@@ -13,7 +13,7 @@ import asyncpg
 from contracts import agent, storage
 from contracts import planner as cmd
 from contracts.vsphere import root_disk
-from services.planner import domain, hosts, saga
+from services.planner import domain, hosts, saga, store
 from services.planner.common import Planner, vm_state
 from services.planner.state import (
     Deployment,
@@ -55,11 +55,7 @@ async def reserve_host(d: Deployment, ctx: Ctx, planner: Planner):
         host_id=d.requested_host,
     )
     d.host = HostChoice(id=host["uuid"], ref=host["ref"], name=host["name"])
-    await ctx.conn.execute(
-        "UPDATE instances SET host_uuid = $2, reserved = true, updated = now() WHERE uuid = $1",
-        d.vm_id,
-        d.host.id,
-    )
+    await store.placed(ctx.conn, d.vm_id, d.host.id)
     ctx.action(
         "VM.CREATE",
         "Started",
@@ -96,9 +92,7 @@ async def seeded(
 
 async def allocate_root_volume(d: Deployment, ctx: Ctx, planner: Planner):
     if d.root_volume_id is None:  # a deployment begun before typed state: the id is the instance's
-        d.root_volume_id = await ctx.conn.fetchval(
-            "SELECT root_volume_id FROM instances WHERE uuid = $1", d.vm_id
-        )
+        d.root_volume_id = await store.root_volume_id(ctx.conn, d.vm_id)
     return storage.AllocateRootVolume(
         volume_id=d.root_volume_id,
         vm_id=d.vm_id,
@@ -130,9 +124,7 @@ async def clone(d: Deployment, ctx: Ctx, planner: Planner):
 
 async def cloned(d: Deployment, reply: agent.CloneFromSnapshotSucceeded, ctx: Ctx, planner: Planner):
     d.vm_ref, d.root_disk = reply.vm_ref, reply.root_disk
-    await ctx.conn.execute(
-        "UPDATE instances SET vm_ref = $2, updated = now() WHERE uuid = $1", d.vm_id, d.vm_ref
-    )
+    await store.cloned(ctx.conn, d.vm_id, d.vm_ref)
 
 
 async def destroy_clone(d: Deployment, ctx: Ctx, planner: Planner):
@@ -183,9 +175,7 @@ async def attach_nic(d: Deployment, ctx: Ctx, planner: Planner):
 
 async def nic_attached(d: Deployment, reply: agent.AttachNicSucceeded, ctx: Ctx, planner: Planner):
     index, nic = d.nics_attached, d.networks[d.nics_attached]
-    await ctx.conn.execute(
-        "UPDATE nics SET mac = $2, state = 'Reserved' WHERE uuid = $1", nic.nic_id, reply.mac
-    )
+    await store.nic_reserved(ctx.conn, nic.nic_id, reply.mac)
     description = f"NIC {index} of {d.name} on {nic.network} ({reply.mac})"
     ctx.action("NIC.CREATE", "Completed", "Nic", nic.nic_id, nic.network, description, account_id=d.account)
     d.nics_attached += 1
@@ -233,9 +223,7 @@ def succeeded(instance: asyncpg.Record) -> cmd.DeployVirtualMachineSucceeded:
 
 
 async def running(d: Deployment, ctx: Ctx, planner: Planner) -> cmd.DeployVirtualMachineSucceeded:
-    instance = await ctx.conn.fetchrow(
-        "UPDATE instances SET state = 'Running', updated = now() WHERE uuid = $1 RETURNING *", d.vm_id
-    )
+    instance = await store.set_state(ctx.conn, d.vm_id, "Running")
     ctx.action(
         "VM.START",
         "Completed",
@@ -251,12 +239,8 @@ async def running(d: Deployment, ctx: Ctx, planner: Planner) -> cmd.DeployVirtua
 
 async def in_error(d: Deployment, error: Failure, ctx: Ctx, planner: Planner) -> None:
     await hosts.release_for(ctx.conn, d.vm_id)  # once: a no-op when "place" was undone
-    await ctx.conn.execute("UPDATE nics SET state = 'Released' WHERE instance_uuid = $1", d.vm_id)
-    await ctx.conn.execute(
-        "UPDATE instances SET state = 'Error', reason = $2, updated = now() WHERE uuid = $1",
-        d.vm_id,
-        error.text,
-    )
+    await store.release_nics(ctx.conn, d.vm_id)
+    await store.set_state(ctx.conn, d.vm_id, "Error", reason=error.text)
     ctx.action("VM.CREATE", "Failed", "VirtualMachine", d.vm_id, d.name, error.text, account_id=d.account)
     vm_state(ctx, d.vm_id, "Starting", "Error", error.text)
 

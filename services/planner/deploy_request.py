@@ -10,7 +10,7 @@ import asyncpg
 from contracts import planner as cmd
 from contracts.errors import ErrorCode
 from contracts.vsphere import VmSnapshotConfig
-from services.planner import deploy, domain, saga, steps
+from services.planner import deploy, domain, saga, steps, store
 from services.planner.common import Planner, job, vm_state
 from services.planner.state import Deployment, NicPlan, Offering, SnapshotSource, TemplateSource
 from shared.db import pending
@@ -23,7 +23,7 @@ SYSTEM_ACCOUNT = uuid.UUID("00000000-0000-0000-0000-000000000000")
 
 async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: HandlerContext, planner: Planner):
     conn = ctx.conn
-    existing = await conn.fetchrow("SELECT * FROM instances WHERE uuid = $1", command.vm_id)
+    existing = await store.instance(conn, command.vm_id)
     if existing is not None:
         return await answer_again(ctx, existing)
     if command.vm_snapshot_id is not None:
@@ -32,9 +32,7 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
         source, found = await template_source(ctx, command)
     if command.service_offering_id is None:
         raise DomainError(ErrorCode.PARAM_ERROR, "service_offering_id is required")
-    offering = await conn.fetchrow(
-        "SELECT * FROM service_offerings WHERE uuid = $1", command.service_offering_id
-    )
+    offering = await store.offering(conn, command.service_offering_id)
     if offering is None:
         raise DomainError(
             ErrorCode.PARAM_ERROR, f"service offering {command.service_offering_id} does not exist"
@@ -46,14 +44,12 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
     zone, pool = found["zone"], found["pool"]
     networks = []
     for network_id in command.network_ids:
-        network = await conn.fetchrow(
-            "SELECT * FROM networks WHERE uuid = $1 AND zone_id = $2", network_id, zone
-        )
+        network = await store.network_in_zone(conn, network_id, zone)
         if network is None:
             raise DomainError(ErrorCode.PARAM_ERROR, f"network {network_id} does not exist in zone {zone}")
         networks.append(NicPlan(nic_id=uuid.uuid4(), network=network["name"], network_id=network_id))
     if command.host_id is not None:
-        host = await conn.fetchrow("SELECT * FROM hosts WHERE uuid = $1", command.host_id)
+        host = await store.host(conn, command.host_id)
         if host is None:
             raise DomainError(ErrorCode.PARAM_ERROR, f"host {command.host_id} does not exist")
         if pool not in host["pools"]:
@@ -62,7 +58,7 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
                 f"host {host['name']} cannot reach storage pool {pool}, which holds the {found['kind']}",
             )
     name = command.name or f"i-{command.vm_id.hex[:8]}"
-    if await conn.fetchval("SELECT 1 FROM instances WHERE name = $1", name):
+    if await store.name_taken(conn, name):
         raise DomainError(ErrorCode.PARAM_ERROR, f"an instance named {name} already exists")
 
     deployment = Deployment(
@@ -93,46 +89,32 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
 
 
 async def create_instance(ctx: HandlerContext, d: Deployment, offering, command) -> None:
-    await ctx.conn.execute(
-        """INSERT INTO instances (uuid, name, display_name, account_id, zone_id, state, hypervisor,
-               service_offering_id, vm_template_id, disk_offering_id, source_vm_snapshot_id, root_volume_id,
-               pool, cpu_number, cpu_speed_mhz, memory_mb)
-           VALUES ($1, $2, $3, $4, $5, 'Starting', 'VMware', $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
-        d.vm_id,
-        d.name,
-        command.display_name or d.name,
-        d.account,
-        d.zone,
-        offering["uuid"],
-        d.vm_template_id,
-        d.disk_offering_id,
-        command.vm_snapshot_id,
-        d.root_volume_id,
-        d.pool,
-        offering["cpu_number"],
-        offering["cpu_speed_mhz"],
-        offering["memory_mb"],
+    await store.add_instance(
+        ctx.conn,
+        uuid=d.vm_id,
+        name=d.name,
+        display_name=command.display_name or d.name,
+        account_id=d.account,
+        zone_id=d.zone,
+        state="Starting",
+        hypervisor="VMware",
+        service_offering_id=offering["uuid"],
+        vm_template_id=d.vm_template_id,
+        disk_offering_id=d.disk_offering_id,
+        source_vm_snapshot_id=command.vm_snapshot_id,
+        root_volume_id=d.root_volume_id,
+        pool=d.pool,
+        cpu_number=offering["cpu_number"],
+        cpu_speed_mhz=offering["cpu_speed_mhz"],
+        memory_mb=offering["memory_mb"],
     )
-    for order, nic in enumerate(d.networks):
-        await ctx.conn.execute(
-            """INSERT INTO nics (uuid, instance_uuid, network_uuid, device_order, state)
-               VALUES ($1, $2, $3, $4, 'Allocated')""",
-            nic.nic_id,
-            d.vm_id,
-            nic.network_id,
-            order,
-        )
+    await store.add_nics(ctx.conn, d.vm_id, [(nic.nic_id, nic.network_id) for nic in d.networks])
 
 
 async def snapshot_source(ctx: HandlerContext, command: cmd.DeployVirtualMachine):
     """Deploying from a VM snapshot: the spec's request checks, and what the deployment needs of it."""
     domain.check_snapshot_request(command)
-    snapshot = await ctx.conn.fetchrow(
-        """SELECT s.*, i.vm_ref, i.zone_id, i.hypervisor, i.pool, i.vm_template_id, i.disk_offering_id,
-                  i.account_id AS owner
-           FROM vm_snapshots s JOIN instances i ON i.uuid = s.instance_uuid WHERE s.uuid = $1""",
-        command.vm_snapshot_id,
-    )
+    snapshot = await store.snapshot_to_deploy(ctx.conn, command.vm_snapshot_id)
     if snapshot is None or snapshot["state"] != "Ready":
         raise DomainError(ErrorCode.PARAM_ERROR, f"VM snapshot {command.vm_snapshot_id} does not exist")
     actor = ctx.envelope.actor
@@ -160,7 +142,7 @@ async def snapshot_source(ctx: HandlerContext, command: cmd.DeployVirtualMachine
 
 async def template_source(ctx: HandlerContext, command: cmd.DeployVirtualMachine):
     """Deploying from a template: the same steps, cloned from the template's base snapshot."""
-    template = await ctx.conn.fetchrow("SELECT * FROM templates WHERE uuid = $1", command.template_id)
+    template = await store.template(ctx.conn, command.template_id)
     if template is None:
         raise DomainError(ErrorCode.PARAM_ERROR, f"template {command.template_id} does not exist")
     if command.zone_id is not None and command.zone_id != template["zone_id"]:
@@ -192,7 +174,7 @@ async def answer_again(ctx: HandlerContext, instance: asyncpg.Record):
         await pending.park(ctx, instance["uuid"], deploy.DEPLOY)
         return DEFERRED
     # The saga may have ended since the instance was read: read it as it ended.
-    instance = await ctx.conn.fetchrow("SELECT * FROM instances WHERE uuid = $1", instance["uuid"])
+    instance = await store.instance(ctx.conn, instance["uuid"])
     if instance["state"] == "Error":
         raise DomainError(ErrorCode.INTERNAL_ERROR, instance["reason"] or "the deployment failed")
     return deploy.succeeded(instance)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from contracts import agent, storage
 from contracts import planner as cmd
 from contracts.errors import ErrorCode
-from services.planner import hosts, saga, steps
+from services.planner import hosts, saga, steps, store
 from services.planner.common import Planner, owned_instance, vm_state
 from services.planner.state import PowerChange, legacy_power_change
 from services.planner.steps import Failure, Flow, Step
@@ -63,7 +63,7 @@ DESTROY_STEPS = [
 
 
 async def now(c: PowerChange, ctx: Ctx, old: str, new: str) -> None:
-    await ctx.conn.execute("UPDATE instances SET state = $2, updated = now() WHERE uuid = $1", c.vm_id, new)
+    await store.set_state(ctx.conn, c.vm_id, new)
     if old != new:
         vm_state(ctx, c.vm_id, old, new)
 
@@ -89,8 +89,8 @@ async def rebooted(c: PowerChange, ctx: Ctx, planner: Planner):
 async def destroyed(c: PowerChange, ctx: Ctx, planner: Planner):
     state = "Expunged" if c.expunge else "Destroyed"
     await hosts.release_for(ctx.conn, c.vm_id)
-    await ctx.conn.execute("UPDATE instances SET state = $2, updated = now() WHERE uuid = $1", c.vm_id, state)
-    await ctx.conn.execute("UPDATE nics SET state = 'Released' WHERE instance_uuid = $1", c.vm_id)
+    await store.set_state(ctx.conn, c.vm_id, state)
+    await store.release_nics(ctx.conn, c.vm_id)
     vm_state(ctx, c.vm_id, c.was, state)
     ctx.action("VM.DESTROY", "Completed", "VirtualMachine", c.vm_id, c.name, f"{c.name} is {state.lower()}")
     return cmd.DestroyVirtualMachineSucceeded(vm_id=c.vm_id, state=state)
@@ -100,9 +100,7 @@ def back_as_it_was(kind: str):
     async def failed(c: PowerChange, error: Failure, ctx: Ctx, planner: Planner) -> None:
         # A VM that was powered off and did not come back on is Stopped, whatever it was.
         state = "Stopped" if c.powered_off and kind != DESTROY else c.was
-        await ctx.conn.execute(
-            "UPDATE instances SET state = $2, updated = now() WHERE uuid = $1", c.vm_id, state
-        )
+        await store.set_state(ctx.conn, c.vm_id, state)
         if kind == START or state == "Stopped":
             await hosts.release_for(ctx.conn, c.vm_id)
         ctx.action(f"VM.{kind.upper()}", "Failed", "VirtualMachine", c.vm_id, c.name, error.text)
@@ -202,7 +200,7 @@ async def reboot_virtual_machine(command: cmd.RebootVirtualMachine, ctx: Ctx, pl
 
 
 async def destroy_virtual_machine(command: cmd.DestroyVirtualMachine, ctx: Ctx, planner: Planner):
-    instance = await ctx.conn.fetchrow("SELECT * FROM instances WHERE uuid = $1", command.vm_id)
+    instance = await store.instance(ctx.conn, command.vm_id)
     if instance is None:
         raise DomainError(ErrorCode.PARAM_ERROR, f"VM {command.vm_id} does not exist")
     if instance["state"] == "Expunged" or (instance["state"] == "Destroyed" and not command.expunge):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from contracts import agent, storage
 from contracts import planner as cmd
 from contracts.errors import ErrorCode
-from services.planner import hosts, saga, steps, tree
+from services.planner import hosts, saga, steps, store, tree
 from services.planner.common import Planner, owned_instance, vm_state
 from services.planner.state import Snapshotting
 from services.planner.steps import Failure, Flow, Step
@@ -37,12 +37,7 @@ async def take(s: Snapshotting, ctx: Ctx, planner: Planner):
 async def taken(s: Snapshotting, reply: agent.CreateVmSnapshotSucceeded, ctx: Ctx, planner: Planner):
     s.snapshot_ref = reply.snapshot.ref
     s.parent_id = await tree.snapshot_id(ctx.conn, s.vm_id, reply.snapshot.parent_ref)
-    await ctx.conn.execute(
-        "UPDATE vm_snapshots SET snapshot_ref = $2, parent_uuid = $3 WHERE uuid = $1",
-        s.vm_snapshot_id,
-        s.snapshot_ref,
-        s.parent_id,
-    )
+    await store.snapshot_taken(ctx.conn, s.vm_snapshot_id, s.snapshot_ref, s.parent_id)
     await tree.make_current(ctx.conn, s.vm_id, s.vm_snapshot_id)
 
 
@@ -78,12 +73,7 @@ TAKE_STEPS = [
 
 
 async def ready(s: Snapshotting, ctx: Ctx, planner: Planner):
-    await ctx.conn.execute(
-        "UPDATE vm_snapshots SET state = 'Ready', disks = $2, config = $3 WHERE uuid = $1",
-        s.vm_snapshot_id,
-        [disk.model_dump(mode="json") for disk in s.config.disks],
-        s.config.model_dump(mode="json"),
-    )
+    await store.snapshot_ready(ctx.conn, s.vm_snapshot_id, s.config)
     description = f"VM snapshot {s.name} is ready"
     ctx.action("VMSNAPSHOT.CREATE", "Completed", "VMSnapshot", s.vm_snapshot_id, s.name, description)
     return cmd.CreateVmSnapshotSucceeded(
@@ -92,7 +82,7 @@ async def ready(s: Snapshotting, ctx: Ctx, planner: Planner):
 
 
 async def not_taken(s: Snapshotting, error: Failure, ctx: Ctx, planner: Planner) -> None:
-    await ctx.conn.execute("UPDATE vm_snapshots SET state = 'Error' WHERE uuid = $1", s.vm_snapshot_id)
+    await store.snapshot_state(ctx.conn, s.vm_snapshot_id, "Error")
 
 
 def from_legacy_take(process: saga.Saga) -> saga.Saga:
@@ -117,9 +107,7 @@ TAKE_FLOW = Flow(
 
 async def create_vm_snapshot(command: cmd.CreateVmSnapshot, ctx: Ctx, planner: Planner):
     conn = ctx.conn
-    existing = await conn.fetchrow(
-        "SELECT * FROM vm_snapshots WHERE uuid = $1 FOR UPDATE", command.vm_snapshot_id
-    )
+    existing = await store.snapshot(conn, command.vm_snapshot_id, lock=True)
     if existing is not None:
         if existing["state"] == "Ready":
             return cmd.CreateVmSnapshotSucceeded(
@@ -132,15 +120,14 @@ async def create_vm_snapshot(command: cmd.CreateVmSnapshot, ctx: Ctx, planner: P
     instance = await owned_instance(ctx, command.vm_id)
     if (running := await saga.busy(conn, command.vm_id)) is not None:
         raise DomainError(ErrorCode.RESOURCE_IN_USE, f"VM {instance['name']} is busy ({running} in progress)")
-    await conn.execute(
-        """INSERT INTO vm_snapshots (uuid, instance_uuid, account_id, name, description, memory, state)
-           VALUES ($1, $2, $3, $4, $5, $6, 'Creating')""",
-        command.vm_snapshot_id,
-        command.vm_id,
-        instance["account_id"],
-        command.name,
-        command.description,
-        command.memory,
+    await store.add_snapshot(
+        conn,
+        uuid=command.vm_snapshot_id,
+        instance_uuid=command.vm_id,
+        account_id=instance["account_id"],
+        name=command.name,
+        description=command.description,
+        memory=command.memory,
     )
     taking = Snapshotting(
         vm_snapshot_id=command.vm_snapshot_id, vm_id=command.vm_id, zone=instance["zone_id"],
@@ -175,7 +162,7 @@ async def removed(s: Snapshotting, ctx: Ctx, planner: Planner):
 
 
 async def kept(s: Snapshotting, error: Failure, ctx: Ctx, planner: Planner) -> None:
-    await ctx.conn.execute("UPDATE vm_snapshots SET state = 'Ready' WHERE uuid = $1", s.vm_snapshot_id)
+    await store.snapshot_state(ctx.conn, s.vm_snapshot_id, "Ready")
 
 
 def from_legacy_remove(process: saga.Saga) -> saga.Saga:
@@ -201,14 +188,14 @@ REMOVE_FLOW = Flow(
 
 async def delete_vm_snapshot(command: cmd.DeleteVmSnapshot, ctx: Ctx, planner: Planner):
     conn = ctx.conn
-    snapshot = await conn.fetchrow("SELECT * FROM vm_snapshots WHERE uuid = $1", command.vm_snapshot_id)
+    snapshot = await store.snapshot(conn, command.vm_snapshot_id)
     if snapshot is None or snapshot["state"] == "Removed":
         return cmd.DeleteVmSnapshotSucceeded(vm_snapshot_id=command.vm_snapshot_id)
     instance = await owned_instance(ctx, snapshot["instance_uuid"])
     await pending.park(ctx, command.vm_snapshot_id, REMOVE)
     if await saga.running(conn, REMOVE, command.vm_snapshot_id):
         return DEFERRED
-    await conn.execute("UPDATE vm_snapshots SET state = 'Removing' WHERE uuid = $1", command.vm_snapshot_id)
+    await store.snapshot_state(conn, command.vm_snapshot_id, "Removing")
     removing = Snapshotting(
         vm_snapshot_id=command.vm_snapshot_id, vm_id=instance["uuid"], zone=instance["zone_id"],
         vm_ref=instance["vm_ref"], name=snapshot["name"], account=instance["account_id"],
@@ -228,13 +215,11 @@ async def revert(s: Snapshotting, ctx: Ctx, planner: Planner):
 async def reverted(s: Snapshotting, reply: agent.RevertToVmSnapshotSucceeded, ctx: Ctx, planner: Planner):
     await tree.make_current(ctx.conn, s.vm_id, s.vm_snapshot_id)
     now = "Running" if reply.power_state == "poweredOn" else "Stopped"
-    was = await ctx.conn.fetchval("SELECT state FROM instances WHERE uuid = $1", s.vm_id)
+    was = await store.state_of(ctx.conn, s.vm_id)
     if was != now:  # a snapshot without memory leaves the VM powered off
         if now == "Stopped":
             await hosts.release_for(ctx.conn, s.vm_id)
-        await ctx.conn.execute(
-            "UPDATE instances SET state = $2, updated = now() WHERE uuid = $1", s.vm_id, now
-        )
+        await store.set_state(ctx.conn, s.vm_id, now)
         vm_state(ctx, s.vm_id, was, now)
 
 
@@ -257,7 +242,7 @@ REVERT_FLOW = Flow(
 
 
 async def revert_to_vm_snapshot(command: cmd.RevertToVmSnapshot, ctx: Ctx, planner: Planner):
-    snapshot = await ctx.conn.fetchrow("SELECT * FROM vm_snapshots WHERE uuid = $1", command.vm_snapshot_id)
+    snapshot = await store.snapshot(ctx.conn, command.vm_snapshot_id)
     if snapshot is None or snapshot["state"] != "Ready":
         raise DomainError(ErrorCode.PARAM_ERROR, f"VM snapshot {command.vm_snapshot_id} does not exist")
     instance = await owned_instance(ctx, snapshot["instance_uuid"])

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-# -- instances and their NICs --------------------------------------------------------------------------
+# -- instances and their NICs ----------------------------------------------------------------------
 
 
 async def instance(conn: asyncpg.Connection, vm_id: uuid.UUID) -> asyncpg.Record | None:
@@ -26,13 +26,13 @@ async def name_taken(conn: asyncpg.Connection, name: str) -> bool:
 async def add_instance(conn: asyncpg.Connection, **columns: Any) -> None:
     """A new instance row (deployed or adopted); ``columns`` are the table's."""
     names = list(columns)
-    await conn.execute(
-        f"INSERT INTO instances ({', '.join(names)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(names)))})",
-        *columns.values(),
-    )
+    places = ", ".join(f"${i + 1}" for i in range(len(names)))
+    await conn.execute(f"INSERT INTO instances ({', '.join(names)}) VALUES ({places})", *columns.values())
 
 
-async def add_nics(conn: asyncpg.Connection, vm_id: uuid.UUID, nics: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
+async def add_nics(
+    conn: asyncpg.Connection, vm_id: uuid.UUID, nics: list[tuple[uuid.UUID, uuid.UUID]]
+) -> None:
     """(nic id, network id) in device order."""
     await conn.executemany(
         """INSERT INTO nics (uuid, instance_uuid, network_uuid, device_order, state)
@@ -59,7 +59,9 @@ async def state_of(conn: asyncpg.Connection, vm_id: uuid.UUID) -> str | None:
 
 async def placed(conn: asyncpg.Connection, vm_id: uuid.UUID, host_id: uuid.UUID) -> None:
     await conn.execute(
-        "UPDATE instances SET host_uuid = $2, reserved = true, updated = now() WHERE uuid = $1", vm_id, host_id
+        "UPDATE instances SET host_uuid = $2, reserved = true, updated = now() WHERE uuid = $1",
+        vm_id,
+        host_id,
     )
 
 
@@ -85,14 +87,16 @@ async def forget_instance(conn: asyncpg.Connection, vm_id: uuid.UUID) -> None:
     await conn.execute("DELETE FROM instances WHERE uuid = $1", vm_id)
 
 
-# -- what a request names -----------------------------------------------------------------------------------
+# -- what a request names --------------------------------------------------------------------------
 
 
 async def offering(conn: asyncpg.Connection, offering_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM service_offerings WHERE uuid = $1", offering_id)
 
 
-async def network_in_zone(conn: asyncpg.Connection, network_id: uuid.UUID, zone: str) -> asyncpg.Record | None:
+async def network_in_zone(
+    conn: asyncpg.Connection, network_id: uuid.UUID, zone: str
+) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM networks WHERE uuid = $1 AND zone_id = $2", network_id, zone)
 
 
@@ -113,7 +117,7 @@ async def vcenter_vm(conn: asyncpg.Connection, zone: str, ref: str) -> dict | No
     return await conn.fetchval("SELECT info FROM vcenter_vms WHERE zone_id = $1 AND ref = $2", zone, ref)
 
 
-# -- VM snapshots ---------------------------------------------------------------------------------------------
+# -- VM snapshots ----------------------------------------------------------------------------------
 
 
 async def snapshot(conn: asyncpg.Connection, snapshot_id: uuid.UUID, *, lock: bool = False):
@@ -146,7 +150,10 @@ async def snapshot_taken(
     conn: asyncpg.Connection, snapshot_id: uuid.UUID, ref: str, parent_id: uuid.UUID | None
 ) -> None:
     await conn.execute(
-        "UPDATE vm_snapshots SET snapshot_ref = $2, parent_uuid = $3 WHERE uuid = $1", snapshot_id, ref, parent_id
+        "UPDATE vm_snapshots SET snapshot_ref = $2, parent_uuid = $3 WHERE uuid = $1",
+        snapshot_id,
+        ref,
+        parent_id,
     )
 
 
