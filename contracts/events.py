@@ -67,6 +67,10 @@ class JobStatusChanged(Event):
     result: dict[str, Any] | None = None
     error_code: int | None = None
     error_text: str | None = None
+    steps_done: int | None = Field(
+        default=None, ge=0, description="Steps of the job's flow completed so far."
+    )
+    step: str | None = Field(default=None, description="The step under way, in words ('cloning').")
 
 
 class ResourceStateChanged(Event):

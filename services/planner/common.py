@@ -39,6 +39,8 @@ def job(
     result: dict[str, Any] | None = None,
     error_code: int | None = None,
     error_text: str | None = None,
+    steps_done: int | None = None,
+    step: str | None = None,
 ) -> None:
     if ctx.envelope.correlation_id is None:
         return
@@ -50,6 +52,8 @@ def job(
             result=result,
             error_code=error_code,
             error_text=error_text,
+            steps_done=steps_done,
+            step=step,
         )
     )
 

@@ -106,10 +106,17 @@ async def run(flow: Flow, process: saga.Saga, ctx: HandlerContext, planner: Plan
             await fail(flow, process, step, ctx, planner, error.code, error.text, error.fault)
             return
         if command is not None:
-            await saga.send(ctx, process, step.name, command, timeout=timeout_of(step, planner))
+            await send(flow, process, step, command, ctx, planner)
             return
         process.completed.append(step.name)
     await succeed(flow, process, ctx, planner)
+
+
+async def send(flow: Flow, process: saga.Saga, step: Step, command: Command, ctx: HandlerContext, planner):
+    """Send the step's command, and say where the job is (CloudStack's jobprocstatus)."""
+    await saga.send(ctx, process, step.name, command, timeout=timeout_of(step, planner))
+    progress = {"steps_done": len(process.completed), "step": step.describe(process.model)}
+    job(ctx, "in_progress", flow.command.type_name(), **progress)
 
 
 async def on_reply(flow: Flow, process: saga.Saga, reply: Any, ctx: HandlerContext, planner: Planner):
@@ -128,7 +135,7 @@ async def on_reply(flow: Flow, process: saga.Saga, reply: Any, ctx: HandlerConte
         if again == AGAIN:
             command = await step.act(process.model, ctx, planner)
             if command is not None:
-                await saga.send(ctx, process, step.name, command, timeout=timeout_of(step, planner))
+                await send(flow, process, step, command, ctx, planner)
                 return
     except DomainError as error:
         await fail(flow, process, step, ctx, planner, error.code, error.text, error.fault)

@@ -18,8 +18,8 @@ from contracts import planner as cmd
 from contracts.catalogue import CATALOGUE, failed_reply
 from contracts.envelope import Actor, Envelope
 from contracts.vsphere import DiskConfig, VmSnapshotConfig
+from services.planner import flows, steps
 from services.planner import handlers as planner_handlers
-from services.planner import steps
 from services.planner.common import Planner
 from shared.messaging import call_handler
 from tests.unit.planner_memory import MemoryPlanner
@@ -216,7 +216,7 @@ async def test_an_offering_that_does_not_match_the_configuration_read_fails_that
 async def test_a_step_whose_reply_never_comes_fails_by_name_and_is_compensated(memory):
     history, request = History(memory), deploy_request()
     await deploy_until(history, request, 3)  # the clone was sent
-    flow, process = planner_handlers.load(await memory.saga_running(memory, "deploy", request.vm_id))
+    flow, process = flows.load(await memory.saga_running(memory, "deploy", request.vm_id))
     ctx = memory.context(memory.sent[-1])
     await steps.timed_out(flow, process, ctx, PLANNER)
     assert history.sent()[-1] == "DestroyVmVolumes"
@@ -359,6 +359,6 @@ async def test_a_revert_to_another_accounts_snapshot_is_531_and_to_an_unknown_on
 
 
 def test_the_replies_the_planner_listens_to_are_those_its_steps_await():
-    listened = {t.type_name() for t in steps.replies_of(planner_handlers.FLOWS.values())}
+    listened = {t.type_name() for t in steps.replies_of(flows.FLOWS.values())}
     assert {"CloneFromSnapshotFailed", "DestroyVmSucceeded", "RevertToVmSnapshotSucceeded"} <= listened
     assert "SeedTemplateSucceeded" not in listened, "storage's command to the agent, not the planner's"
