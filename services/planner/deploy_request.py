@@ -83,8 +83,8 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
     )  # fmt: skip
     vm_state(ctx, command.vm_id, None, "Starting")
     job(ctx, "in_progress", "DeployVirtualMachine")
+    await pending.park(ctx, command.vm_id, deploy.DEPLOY)  # first: the flow may end at once
     await steps.begin(ctx, deploy.FLOW, command.vm_id, deployment, planner)
-    await pending.park(ctx, command.vm_id, deploy.DEPLOY)
     return DEFERRED
 
 

@@ -31,6 +31,7 @@ class MemoryPlanner:
     networks: dict[uuid.UUID, dict] = field(default_factory=dict)
     hosts: dict[uuid.UUID, dict] = field(default_factory=dict)
     snapshots: dict[uuid.UUID, dict] = field(default_factory=dict)
+    templates: dict[uuid.UUID, dict] = field(default_factory=dict)
     sagas: dict[tuple[str, uuid.UUID], dict] = field(default_factory=dict)
     awaited: dict[uuid.UUID, tuple[str, uuid.UUID]] = field(default_factory=dict)
     parked: list[tuple[str, str]] = field(default_factory=list)
@@ -44,7 +45,7 @@ class MemoryPlanner:
             "instance", "name_taken", "add_instance", "add_nics", "set_state", "state_of", "placed", "cloned",
             "root_volume_id", "nic_reserved", "release_nics", "offering", "network_in_zone", "host",
             "snapshot", "snapshot_to_deploy", "add_snapshot", "snapshot_taken", "snapshot_state",
-            "snapshot_ready",
+            "snapshot_ready", "template",
         ):  # fmt: skip
             monkeypatch.setattr(store, name, getattr(self, name))
         for name in ("begin", "send", "finish", "running", "busy", "awaiting"):
@@ -110,6 +111,9 @@ class MemoryPlanner:
 
     async def host(self, conn, host_id):
         return self.hosts.get(host_id)
+
+    async def template(self, conn, template_id):
+        return self.templates.get(template_id)
 
     async def snapshot(self, conn, snapshot_id, *, lock=False):
         return self.snapshots.get(snapshot_id)
@@ -217,5 +221,8 @@ class MemoryPlanner:
         self.parked.append((str(resource_id), operation))
 
     async def answer(self, conn, resource_id, operation, reply, *, source):
-        self.answers.append(reply)
+        """Each request parked on (resource, operation) gets the reply; a request parked later, none."""
+        waiting = [p for p in self.parked if p == (str(resource_id), operation)]
+        self.parked = [p for p in self.parked if p != (str(resource_id), operation)]
+        self.answers.extend(reply for _ in waiting)
         return []

@@ -198,6 +198,22 @@ async def test_a_host_without_room_fails_the_placement_step_not_the_configuratio
     assert answer.error_text.startswith("deployment of web-1 failed while reserving capacity on a host: ")
 
 
+async def test_a_template_deployment_with_no_host_room_is_answered_at_once_naming_the_placement(memory):
+    """From a template nothing is read or seeded first: placement is the first step, done at once."""
+    memory.hosts[HOST]["memory_bytes"] = 64 * 2**20
+    template_id = uuid.uuid4()
+    memory.templates[template_id] = {"uuid": template_id, "name": "tpl", "zone_id": "zone1",
+                                     "ref": "vm-t", "base_snapshot_ref": "snap-t", "pool": "ds1",
+                                     "root_size": 2**30}  # fmt: skip
+    history = History(memory)
+    await history.command(
+        cmd.DeployVirtualMachine(vm_id=uuid.uuid4(), template_id=template_id, service_offering_id=SMALL)
+    )
+    assert history.sent() == []
+    [answer] = memory.answers
+    assert answer.error_code == 533 and "failed while reserving capacity on a host" in answer.error_text
+
+
 async def test_an_offering_that_does_not_match_the_configuration_read_fails_that_step(memory):
     memory.snapshots[S1]["config"] = None  # not known before: checked once it is read
     history, request = History(memory), deploy_request()
