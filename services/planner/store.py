@@ -174,3 +174,74 @@ async def snapshot_ready(conn: asyncpg.Connection, snapshot_id: uuid.UUID, confi
 async def snapshot_ids(conn: asyncpg.Connection, vm_id: uuid.UUID) -> list[uuid.UUID]:
     rows = await conn.fetch("SELECT uuid FROM vm_snapshots WHERE instance_uuid = $1 ORDER BY created", vm_id)
     return [r["uuid"] for r in rows]
+
+
+# -- what the inventory sync brings ---------------------------------------------------------------
+
+
+async def upsert_host(
+    conn: asyncpg.Connection, host_uuid: uuid.UUID, zone: str, host, pools: list[str]
+) -> None:
+    await conn.execute(
+        """INSERT INTO hosts
+                   (uuid, zone_id, ref, name, cluster, state, cpu_mhz_total, memory_bytes, pools, networks)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+               ON CONFLICT (uuid) DO UPDATE SET name = excluded.name, cluster = excluded.cluster,
+                   state = excluded.state, cpu_mhz_total = excluded.cpu_mhz_total,
+                   memory_bytes = excluded.memory_bytes, pools = excluded.pools,
+                   networks = excluded.networks""",
+        host_uuid,
+        zone,
+        host.ref,
+        host.name,
+        host.cluster,
+        host.state,
+        host.cpu_mhz_total,
+        host.memory_bytes,
+        pools,
+        host.networks,
+    )
+
+
+async def upsert_network(conn: asyncpg.Connection, network_uuid: uuid.UUID, zone: str, network) -> None:
+    await conn.execute(
+        """INSERT INTO networks (uuid, zone_id, name, ref) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (uuid) DO UPDATE SET ref = excluded.ref""",
+        network_uuid,
+        zone,
+        network.name,
+        network.ref,
+    )
+
+
+async def upsert_template(
+    conn: asyncpg.Connection, template_uuid: uuid.UUID, zone: str, vm, base, root
+) -> None:
+    """A template VM found in vCenter (not one of snapdeploy's seeds)."""
+    await conn.execute(
+        """INSERT INTO templates (uuid, zone_id, ref, name, base_snapshot_ref, pool, root_size,
+                                          cpu_number, memory_mb, guest_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                   ON CONFLICT (uuid) DO UPDATE SET name = excluded.name,
+                       base_snapshot_ref = excluded.base_snapshot_ref, pool = excluded.pool,
+                       root_size = excluded.root_size""",
+        template_uuid,
+        zone,
+        vm.ref,
+        vm.name,
+        base,
+        root.datastore,
+        root.size_bytes,
+        vm.num_cpus,
+        vm.memory_mb,
+        vm.guest_id,
+    )
+
+
+async def replace_vcenter_vms(conn: asyncpg.Connection, zone: str, vms) -> None:
+    """The VMs vCenter has now, for adoption."""
+    await conn.execute("DELETE FROM vcenter_vms WHERE zone_id = $1", zone)
+    await conn.executemany(
+        "INSERT INTO vcenter_vms (zone_id, ref, info) VALUES ($1, $2, $3)",
+        [(zone, vm.ref, vm.model_dump(mode="json")) for vm in vms],
+    )
