@@ -23,6 +23,11 @@ class DiskConfig(Value):
     controller_type: str = Field(description="e.g. 'scsi', 'ide', 'sata', 'nvme'.")
     unit_number: int
     parent_file: str | None = Field(default=None, description="Parent disk of a child (linked) disk.")
+    boot_order: int | None = Field(
+        default=None,
+        ge=0,
+        description="Place of this disk in the VM's configured boot order, when it is listed.",
+    )
 
 
 # The order in which a VM's BIOS tries hard disks when no boot order is configured: the IDE
@@ -41,10 +46,15 @@ def boot_position(disk: DiskConfig) -> tuple[int, int, int]:
 
 
 def root_disk(disks: list[DiskConfig]) -> DiskConfig:
-    """A VM's root disk: the one its BIOS boots from by default (``BOOT_ORDER``).
+    """A VM's root disk: the first disk of its configured boot order (vSphere's
+    ``bootOptions.bootOrder``: listed devices first, then the BIOS's default), else the one its
+    BIOS boots from by default (``BOOT_ORDER``).
 
     The one rule for every service: the planner sizes the root volume by it, storage seeds it,
     and the agent finds the clone's root disk with it."""
+    listed = [disk for disk in disks if disk.boot_order is not None]
+    if listed:
+        return min(listed, key=lambda disk: disk.boot_order)
     return min(disks, key=boot_position)
 
 

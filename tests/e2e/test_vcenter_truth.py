@@ -56,6 +56,29 @@ async def test_a_vm_that_boots_from_ide_deploys_from_its_ide_disk_not_its_first_
         assert root_disk(deployed).parent_file == seed.install_path
 
 
+async def test_a_boot_order_configured_in_vcenter_names_the_root_disk(service_env):
+    """The same two controllers, but the VM's boot order lists its SCSI disk: that one is root."""
+    async with Stack(service_env, storage=1, planner=1) as cloud:
+        cloud.sim.control("ide-vm", name="scsi-boot", boot="scsi")
+        await prepare(cloud)
+        vm = (await cloud.inventory())[0]["scsi-boot"]
+        scsi = next(d for d in vm.disks if d.controller_type == "scsi")
+        assert (scsi.boot_order, root_disk(vm)) == (0, scsi)
+        cloud.sim.write(scsi.file, DATA)
+        adopted = await cloud.call(
+            planner.ImportVirtualMachine(zone_id=ZONE, vm_ref=vm.ref, account_id=ACCOUNT)
+        )
+        s1 = await snapshot(cloud, uuid.UUID(adopted["vm_id"]), "S1")
+        request = planner.DeployVirtualMachine(
+            vm_id=uuid.uuid4(), vm_snapshot_id=s1, service_offering_id=await offering(cloud, cpus=1)
+        )
+        await cloud.call(request)
+        [root] = (await cloud.ask(storage.ListVolumes(vm_id=request.vm_id))).volumes
+        assert sha256(cloud.sim.read(root.disk_path)) == sha256(DATA), (
+            "the deployed root disk is the SCSI disk"
+        )
+
+
 A = b"A" * 8192 + b"root disk at S1"
 B = b"B" * 8192 + b"root disk at S2"
 C = b"C" * 8192 + b"written after S2"

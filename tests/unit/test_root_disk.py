@@ -28,3 +28,12 @@ def test_within_a_kind_the_first_bus_then_the_first_unit():
 
 def test_a_disk_on_an_unknown_controller_comes_last():
     assert root_disk([disk(1, 100, "other", 0), disk(2, 1000, "scsi", 5)]).key == 2
+
+
+def test_a_disk_in_the_configured_boot_order_comes_before_the_bios_default():
+    ide, scsi = disk(3000, 200, "ide", 0), disk(2000, 1000, "scsi", 0)
+    assert root_disk([ide, scsi.model_copy(update={"boot_order": 0})]) == scsi.model_copy(
+        update={"boot_order": 0}
+    )
+    first, second = scsi.model_copy(update={"boot_order": 1}), ide.model_copy(update={"boot_order": 0})
+    assert root_disk([first, second]) == second

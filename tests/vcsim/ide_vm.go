@@ -1,15 +1,20 @@
 package main
 
 // A second source VM, made on request (POST /_control/ide-vm), whose disks sit
-// on two kinds of controller: its boot disk on IDE 0:0 and a data disk on SCSI
-// 0:0. The BIOS tries IDE hard disks before SCSI ones, so the IDE disk is the
-// one the VM boots from, although SCSI unit 0 is what a SCSI-only VM boots from.
-// It is made on request, not at start, so the fixed inventory stays as
-// README.md documents it for every other test.
+// on two kinds of controller: a disk on IDE 0:0 and one on SCSI 0:0. The BIOS
+// tries IDE hard disks before SCSI ones, so the IDE disk is the one the VM
+// boots from, although SCSI unit 0 is what a SCSI-only VM boots from; with
+// {"boot": "scsi"} the VM's configured boot order names the SCSI disk instead
+// (bootOptions.bootOrder), and that one is its boot disk. {"name": ...} picks
+// another name, so one simulator can hold both. It is made on request, not at
+// start, so the fixed inventory stays as README.md documents it for every
+// other test.
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,12 +31,20 @@ const ideVMName = "ide-vm"
 // inventoryService is the simulator the inventory was built in (set by buildInventory).
 var inventoryService *simulator.Service
 
-var ideDiskContent = map[string]string{
-	"[ds1] ide-vm/ide-vm.vmdk":   "snapdeploy-vcsim ide-vm boot disk (IDE 0:0) v0\n",
-	"[ds1] ide-vm/ide-vm_1.vmdk": "snapdeploy-vcsim ide-vm data disk (SCSI 0:0) v0\n",
-}
-
 func createIdeVM(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+	var req struct {
+		Name string `json:"name"`
+		Boot string `json:"boot"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil && err != io.EOF {
+		return nil, err
+	}
+	name := req.Name
+	if name == "" {
+		name = ideVMName
+	}
+	idePath := fmt.Sprintf("[ds1] %s/%s.vmdk", name, name)
+	scsiPath := fmt.Sprintf("[ds1] %s/%s_1.vmdk", name, name)
 	ctx := context.Background()
 	c, err := vim25.NewClient(ctx, inventoryService)
 	if err != nil {
@@ -43,8 +56,8 @@ func createIdeVM(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 		return nil, err
 	}
 	finder.SetDatacenter(dc)
-	if vm, err := finder.VirtualMachine(ctx, ideVMName); err == nil {
-		return map[string]string{"ref": vm.Reference().Value, "name": ideVMName}, nil // made already
+	if vm, err := finder.VirtualMachine(ctx, name); err == nil {
+		return map[string]string{"ref": vm.Reference().Value, "name": name}, nil // made already
 	}
 	folders, err := dc.Folders(ctx)
 	if err != nil {
@@ -70,10 +83,10 @@ func createIdeVM(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 	ide := &types.VirtualIDEController{VirtualController: types.VirtualController{
 		VirtualDevice: types.VirtualDevice{Key: 200}, BusNumber: 0,
 	}}
-	boot := devices.CreateDisk(ide, types.ManagedObjectReference{}, "[ds1] ide-vm/ide-vm.vmdk")
+	boot := devices.CreateDisk(ide, types.ManagedObjectReference{}, idePath)
 	boot.CapacityInKB = 1024 * 1024
 	boot.Key, boot.ControllerKey, boot.UnitNumber = 3000, 200, types.NewInt32(0)
-	data := devices.CreateDisk(scsi.(types.BaseVirtualController), types.ManagedObjectReference{}, "[ds1] ide-vm/ide-vm_1.vmdk")
+	data := devices.CreateDisk(scsi.(types.BaseVirtualController), types.ManagedObjectReference{}, scsiPath)
 	data.CapacityInKB = 512 * 1024
 	data.Key, data.ControllerKey, data.UnitNumber = 2000, 1000, types.NewInt32(0)
 	devices = append(devices, boot, data)
@@ -85,15 +98,20 @@ func createIdeVM(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 		return nil, err
 	}
 	spec := types.VirtualMachineConfigSpec{
-		Name:              ideVMName,
+		Name:              name,
 		GuestId:           string(types.VirtualMachineGuestOsIdentifierOtherGuest64),
 		NumCPUs:           1,
 		NumCoresPerSocket: 1,
 		MemoryMB:          1024,
-		Files:             &types.VirtualMachineFileInfo{VmPathName: "[ds1] ide-vm/ide-vm.vmx"},
+		Files:             &types.VirtualMachineFileInfo{VmPathName: fmt.Sprintf("[ds1] %s/%s.vmx", name, name)},
 		DeviceChange:      changes,
 	}
-	if err := os.MkdirAll(filepath.Join(datastoreURL("ds1"), ideVMName), 0o700); err != nil {
+	if req.Boot == "scsi" {
+		spec.BootOptions = &types.VirtualMachineBootOptions{BootOrder: []types.BaseVirtualMachineBootOptionsBootableDevice{
+			&types.VirtualMachineBootOptionsBootableDiskDevice{DeviceKey: data.Key},
+		}}
+	}
+	if err := os.MkdirAll(filepath.Join(datastoreURL("ds1"), name), 0o700); err != nil {
 		return nil, err
 	}
 	task, err := folders.VmFolder.CreateVM(ctx, spec, pool, host)
@@ -102,17 +120,21 @@ func createIdeVM(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 	}
 	info, err := task.WaitForResult(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", ideVMName, err)
+		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
-	for name, content := range ideDiskContent {
-		p, f := localPath(name)
+	contents := map[string]string{
+		idePath:  fmt.Sprintf("snapdeploy-vcsim %s disk on IDE 0:0 v0\n", name),
+		scsiPath: fmt.Sprintf("snapdeploy-vcsim %s disk on SCSI 0:0 v0\n", name),
+	}
+	for path, content := range contents {
+		p, f := localPath(path)
 		if f != nil {
-			return nil, fmt.Errorf("%s: %T", name, f)
+			return nil, fmt.Errorf("%s: %T", path, f)
 		}
 		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 			return nil, err
 		}
 	}
 	ref := info.Result.(types.ManagedObjectReference)
-	return map[string]string{"ref": ref.Value, "name": ideVMName}, nil
+	return map[string]string{"ref": ref.Value, "name": name}, nil
 }

@@ -92,7 +92,9 @@ def clone_from_snapshot(
         cleanup_step(lambda: _destroy_own_vm(session, vm_name, vm_id, report, timeout))
         raise
     result = _clone_result(session, outcome.result, vm_name)
-    seed_disk = devices.root_disk(list(base_config.get("config.hardware.device") or []))
+    seed_disk = devices.root_disk(
+        list(base_config.get("config.hardware.device") or []), base_config.get("config.bootOptions")
+    )
     expected = seed_disk.backing.fileName if seed_disk is not None else None
     if result.root_disk.parent_file != expected:
         # vCenter made a full copy (or hung the disk elsewhere): not what we promise, and it
@@ -107,10 +109,9 @@ def clone_from_snapshot(
 
 
 def _clone_result(session: VsphereSession, vm: vim.VirtualMachine, name: str) -> CloneResult:
-    device_list = list(
-        inventory.require_vm(session, vm, ["config.hardware.device"])["config.hardware.device"]
-    )
-    root = devices.root_disk(device_list)
+    values = inventory.require_vm(session, vm, ["config.hardware.device", "config.bootOptions"])
+    device_list = list(values["config.hardware.device"])
+    root = devices.root_disk(device_list, values.get("config.bootOptions"))
     if root is None:
         raise InvalidRequest(f"clone {name} has no disk", fault="InvalidState")
     return CloneResult(vm_ref=vm._moId, vm_name=name, root_disk=devices.describe_disk(device_list, root))

@@ -62,7 +62,13 @@ def disk_size_bytes(disk: Any) -> int:
     return disk.capacityInBytes or (disk.capacityInKB or 0) * KB
 
 
-def disk_config(disk: Any, controllers: Mapping[int, Any]) -> DiskConfig:
+def boot_disk_keys(boot_options: Any) -> list[int]:
+    """Device keys of the disks in a VM's configured boot order (``config.bootOptions``), in order."""
+    order = getattr(boot_options, "bootOrder", None) or []
+    return [d.deviceKey for d in order if isinstance(d, vim.vm.BootOptions.BootableDiskDevice)]
+
+
+def disk_config(disk: Any, controllers: Mapping[int, Any], boot_keys: list[int] = ()) -> DiskConfig:
     backing = disk.backing
     parent = getattr(backing, "parent", None)
     controller = controllers.get(disk.controllerKey)
@@ -75,6 +81,7 @@ def disk_config(disk: Any, controllers: Mapping[int, Any]) -> DiskConfig:
         controller_type=controller_type(controller),
         unit_number=disk.unitNumber if disk.unitNumber is not None else -1,
         parent_file=parent.fileName if parent is not None else None,
+        boot_order=boot_keys.index(disk.key) if disk.key in boot_keys else None,
     )
 
 
@@ -83,18 +90,18 @@ def describe_disk(device_list: list[Any], disk: Any) -> DiskConfig:
     return disk_config(disk, {d.key: d for d in device_list if isinstance(d, Device.VirtualController)})
 
 
-def disk_configs(devices: list[Any]) -> list[DiskConfig]:
+def disk_configs(devices: list[Any], boot_keys: list[int] = ()) -> list[DiskConfig]:
     controllers = {d.key: d for d in devices if isinstance(d, Device.VirtualController)}
-    return [disk_config(d, controllers) for d in disks(devices)]
+    return [disk_config(d, controllers, list(boot_keys)) for d in disks(devices)]
 
 
-def root_disk(devices: list[Any]) -> Any | None:
+def root_disk(devices: list[Any], boot_options: Any = None) -> Any | None:
     """The boot disk among the VM's devices, by the one rule every service uses
     (``contracts.vsphere.root_disk``); None for a VM without disks."""
     found = disks(devices)
     if not found:
         return None
-    root = vsphere.root_disk(disk_configs(devices))
+    root = vsphere.root_disk(disk_configs(devices, boot_disk_keys(boot_options)))
     return next(d for d in found if d.key == root.key)
 
 

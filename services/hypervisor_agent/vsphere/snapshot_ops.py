@@ -17,6 +17,7 @@ SNAPSHOT_CONFIG_PROPS = [
     "config.hardware.memoryMB",
     "config.hardware.device",
     "config.guestId",
+    "config.bootOptions",
 ]
 
 
@@ -52,7 +53,7 @@ def get_snapshot_config(session: VsphereSession, vm_ref: str, snapshot_ref: str)
         cores_per_socket=values.get("config.hardware.numCoresPerSocket") or 1,
         memory_mb=values.get("config.hardware.memoryMB") or 1,
         guest_id=values.get("config.guestId") or "otherGuest",
-        disks=devices.disk_configs(device_list),
+        disks=devices.disk_configs(device_list, devices.boot_disk_keys(values.get("config.bootOptions"))),
         nics=[devices.nic_config(n, names) for n in nics],
         has_memory_dump=inventory.snapshot_has_memory(node),
     )

@@ -57,7 +57,7 @@ def seed_template(
     disk_path = f"{folder}/root.vmdk"
     values, _ = snapshot_config(session, vm_ref, snapshot_ref)
     source_devices = list(values.get("config.hardware.device") or [])
-    root = devices.root_disk(source_devices)
+    root = devices.root_disk(source_devices, values.get("config.bootOptions"))
     if root is None:
         raise InvalidRequest(f"snapshot {snapshot_ref} of VM {vm_ref} has no disk", fault="InvalidArgument")
     root_ds = devices.datastore_of(root.backing.fileName)
