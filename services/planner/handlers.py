@@ -17,6 +17,7 @@ from services.planner import (
     inventory,
     lifecycle,
     offerings,
+    principals,
     queries,
     saga,
     snapshots,
@@ -55,6 +56,8 @@ WITH_SETTINGS = {
 
 PLAIN = {
     cmd.CreateServiceOffering: offerings.create_service_offering,
+    cmd.RegisterBusPrincipal: principals.register_bus_principal,
+    cmd.RemoveBusPrincipal: principals.remove_bus_principal,
     InventorySynced: inventory.inventory_synced,
 }
 

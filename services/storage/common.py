@@ -6,9 +6,12 @@ import uuid
 from dataclasses import dataclass
 
 from contracts.agent import AgentCommand
+from contracts.errors import ErrorCode
 from contracts.events import ResourceStateChanged
 from contracts.topology import STORAGE_REPLIES
 from shared.db import awaited
+from shared.errors import DomainError
+from shared.identity import account_scope
 from shared.messaging import HandlerContext
 
 
@@ -24,6 +27,15 @@ async def call_agent(
     await awaited.send(
         ctx, command, reply_to=STORAGE_REPLIES.name, operation=operation, resource_id=resource_id, **detail
     )
+
+
+def require_owner(ctx: HandlerContext, owner: uuid.UUID | None, what: str) -> None:
+    """A user acts only on its own account's resources (admins and services on any)."""
+    scope = account_scope(ctx.envelope.actor)
+    if scope is not None and owner != scope:
+        raise DomainError(
+            ErrorCode.ACCOUNT_ERROR, f"account {ctx.envelope.actor.account_id} may not use {what}"
+        )
 
 
 def state_changed(

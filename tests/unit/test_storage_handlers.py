@@ -137,6 +137,7 @@ def memory(monkeypatch) -> MemoryStorage:
     memory.pools[1] = {"id": 1, "uuid": POOL, "name": "ds1", "zone_id": "zone1", "capacity_bytes": 10 * GIB,
                        "allocated_bytes": 0}  # fmt: skip
     memory.snapshots[SNAPSHOT] = {"id": 7, "uuid": SNAPSHOT, "name": "S1", "zone_id": "zone1", "vm_uuid": VM,
+                                  "account_id": uuid.uuid4(),
                                   "vm_ref": "vm-1", "snapshot_ref": "snap-1", "hypervisor": "VMware",
                                   "disks": [ROOT.model_dump(mode="json")]}  # fmt: skip
     return memory
