@@ -50,6 +50,7 @@ WITH_SETTINGS = {
     cmd.ListHosts: queries.list_hosts,
     cmd.ListNetworks: queries.list_networks,
     cmd.ListServiceOfferings: queries.list_service_offerings,
+    cmd.ListUnmanagedInstances: queries.list_unmanaged_instances,
     # the replies the steps await, derived from the steps themselves
     **{reply: on_reply for reply in steps.replies_of(flows.FLOWS.values())},
 }

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import structlog
 
 from contracts import agent, storage
 from contracts import planner as cmd
@@ -74,6 +75,13 @@ class History:
 
     def sent(self) -> list[str]:
         return [e.type for e in self.memory.sent]
+
+
+@pytest.fixture(autouse=True)
+def quiet_logs():
+    """Handlers log refusals; captured here, whatever another test did to the log's stream."""
+    with structlog.testing.capture_logs():
+        yield
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
+import structlog
 
 from contracts import agent
 from contracts import storage as cmd
@@ -128,6 +129,13 @@ class MemoryStorage:
         self.parked = [p for p in self.parked if p != (str(resource_id), operation)]
         self.answers.extend(reply for _ in waiting)
         return []
+
+
+@pytest.fixture(autouse=True)
+def quiet_logs():
+    """Handlers log refusals; captured here, whatever another test did to the log's stream."""
+    with structlog.testing.capture_logs():
+        yield
 
 
 @pytest.fixture
