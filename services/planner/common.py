@@ -58,14 +58,19 @@ def job(
     )
 
 
-async def owned_instance(ctx: HandlerContext, vm_id: uuid.UUID):
-    """The live instance, if the caller may act on it (431 unknown, 531 another account's)."""
-    instance = await store.instance(ctx.conn, vm_id)
-    if instance is None or instance["state"] in ("Destroyed", "Expunged", "Error"):
-        raise DomainError(ErrorCode.PARAM_ERROR, f"VM {vm_id} does not exist")
+def check_owner(ctx: HandlerContext, instance) -> None:
+    """531 unless the caller may act on this instance, whatever its state."""
     actor = ctx.envelope.actor
     if not domain.may_use(actor.role, actor.account_id, instance["account_id"]):
         raise DomainError(
             ErrorCode.ACCOUNT_ERROR, f"account {actor.account_id} may not use VM {instance['name']}"
         )
+
+
+async def owned_instance(ctx: HandlerContext, vm_id: uuid.UUID):
+    """The live instance, if the caller may act on it (431 unknown, 531 another account's)."""
+    instance = await store.instance(ctx.conn, vm_id)
+    if instance is None or instance["state"] in ("Destroyed", "Expunged", "Error"):
+        raise DomainError(ErrorCode.PARAM_ERROR, f"VM {vm_id} does not exist")
+    check_owner(ctx, instance)
     return instance

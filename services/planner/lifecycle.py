@@ -12,7 +12,7 @@ from contracts import agent, storage
 from contracts import planner as cmd
 from contracts.errors import ErrorCode
 from services.planner import hosts, saga, steps, store
-from services.planner.common import Planner, owned_instance, vm_state
+from services.planner.common import Planner, check_owner, owned_instance, vm_state
 from services.planner.state import PowerChange, legacy_power_change
 from services.planner.steps import Failure, Flow, Step
 from shared.db import pending
@@ -203,10 +203,10 @@ async def destroy_virtual_machine(command: cmd.DestroyVirtualMachine, ctx: Ctx, 
     instance = await store.instance(ctx.conn, command.vm_id)
     if instance is None:
         raise DomainError(ErrorCode.PARAM_ERROR, f"VM {command.vm_id} does not exist")
+    # A failed or destroyed VM can always be cleaned up, but only by its own account.
+    check_owner(ctx, instance)
     if instance["state"] == "Expunged" or (instance["state"] == "Destroyed" and not command.expunge):
         return cmd.DestroyVirtualMachineSucceeded(vm_id=command.vm_id, state=instance["state"])
-    if instance["state"] not in ("Destroyed", "Error"):  # a failed or destroyed VM can always be cleaned up
-        await owned_instance(ctx, command.vm_id)
     name = instance["name"]
     ctx.action("VM.DESTROY", "Started", "VirtualMachine", command.vm_id, name, f"destroying {name}")
     new_state = "Stopping" if instance["state"] == "Running" else instance["state"]

@@ -382,6 +382,16 @@ async def test_a_revert_to_another_accounts_snapshot_is_531_and_to_an_unknown_on
     assert history.sent() == []
 
 
+@pytest.mark.parametrize("state", ["Running", "Error", "Destroyed"])
+async def test_another_accounts_vm_cannot_be_destroyed_whatever_its_state(memory, state):
+    history, vm_id = History(memory), running_vm(memory)
+    memory.instances[vm_id]["state"] = state
+    stranger = Actor(account_id=uuid.uuid4(), role="user")
+    ctx = await history.command(cmd.DestroyVirtualMachine(vm_id=vm_id, expunge=True), actor=stranger)
+    assert ctx.outgoing[0].envelope.payload["error_code"] == 531
+    assert history.sent() == [] and memory.instances[vm_id]["state"] == state
+
+
 def test_the_replies_the_planner_listens_to_are_those_its_steps_await():
     listened = {t.type_name() for t in steps.replies_of(flows.FLOWS.values())}
     assert {"CloneFromSnapshotFailed", "DestroyVmSucceeded", "RevertToVmSnapshotSucceeded"} <= listened
