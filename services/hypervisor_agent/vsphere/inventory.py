@@ -128,7 +128,7 @@ def vm_folder(session: VsphereSession) -> vim.Folder:
 def find_vm_by_name(session: VsphereSession, name: str) -> vim.VirtualMachine | None:
     """The VM or template of that name in the datacenter's VM folder, where the agent puts its own."""
     folder = vm_folder(session)
-    return session.call(lambda si: session.content.searchIndex.FindChild(folder, name))
+    return session.lookup(lambda si: session.content.searchIndex.FindChild(folder, name))
 
 
 def find_vm_by_snapdeploy_id(session: VsphereSession, snapdeploy_id: str) -> vim.VirtualMachine | None:

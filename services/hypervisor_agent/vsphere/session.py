@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
@@ -18,6 +19,11 @@ from services.hypervisor_agent.vsphere.faults import FileMissing, VsphereError, 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+# A read that meets vCenter's SystemError (an internal hiccup, e.g. an object caught half-made)
+# is tried this many times in all, after these pauses.
+LOOKUP_ATTEMPTS = 3
+LOOKUP_PAUSE_S = (0.05, 0.2)
 
 
 class VsphereSession:
@@ -135,6 +141,22 @@ class VsphereSession:
             return fn(self._si)
         except Exception as exc:
             raise translate(exc) from exc
+
+    def lookup(self, fn: Callable[[vim.ServiceInstance], T]) -> T:
+        """``call`` for a read: a transient ``SystemError`` is retried a bounded number of times.
+
+        Only reads come here: repeating them has no effect, and vCenter answers some of them with
+        SystemError while an object they meet is still being made.
+        """
+        for pause in LOOKUP_PAUSE_S[: LOOKUP_ATTEMPTS - 1]:
+            try:
+                return self.call(fn)
+            except VsphereError as exc:
+                if exc.fault != "SystemError":
+                    raise
+                log.info("vcenter.lookup_retried", error=str(exc))
+            time.sleep(pause)
+        return self.call(fn)
 
     # -- internals -------------------------------------------------------------------------------
 
