@@ -9,8 +9,9 @@ package main
 // 16 datastore units). Every task also counts against vCenter's global limit
 // of about 640 concurrent operations. A task beyond a budget stays `queued`
 // until the units it needs are free; waiting tasks are admitted in arrival
-// order per resource (a later task never overtakes an earlier one that needs
-// the same host or datastore), while a task on other resources goes ahead.
+// order per resource (a later task never overtakes an earlier one that waits
+// for the same host's or datastore's units), while a task on other resources
+// goes ahead.
 
 import (
 	"sync"
@@ -123,15 +124,19 @@ func (a *admitter) fits(cl *claim) bool {
 	return true
 }
 
-// overtakes: an earlier waiter shares a budget with cl (the global one counts
-// when it is what the earlier waiter lacks).
+// overtakes: an earlier waiter lacks a budget that cl needs too (it keeps its
+// place there), or vCenter's global limit is full.
 func (a *admitter) overtakes(cl *claim) bool {
+	if a.global+1 > a.limits.Global {
+		return true
+	}
 	for _, w := range a.waiting {
 		if w.ticket >= cl.ticket {
 			return false
 		}
-		if (w.host != "" && w.host == cl.host) || (w.datastore != "" && w.datastore == cl.datastore) ||
-			a.global+1 > a.limits.Global {
+		lacksHost := w.host != "" && a.hosts[w.host]+w.cost.Host > atLeast(a.limits.Host, w.cost.Host)
+		lacksDatastore := w.datastore != "" && a.dstores[w.datastore]+w.cost.Datastore > atLeast(a.limits.Datastore, w.cost.Datastore)
+		if (lacksHost && w.host == cl.host) || (lacksDatastore && w.datastore == cl.datastore) {
 			return true
 		}
 	}
