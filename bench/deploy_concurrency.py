@@ -195,7 +195,7 @@ async def idle_commits_per_second(database_url: str, seconds: float) -> float:
     conn = await asyncpg.connect(database_url)
     try:
         query = "SELECT xact_commit FROM pg_stat_database WHERE datname = $1"
-        await asyncio.sleep(2)  # let what just ran settle and its statistics reach the collector
+        await asyncio.sleep(12)  # let what just ran settle: a backend may hold its statistics ~10 s
         before = await conn.fetchval(query, name)
         await asyncio.sleep(seconds)
         after = await conn.fetchval(query, name)

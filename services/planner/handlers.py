@@ -7,6 +7,7 @@ planner sent comes back on ``planner.replies`` and moves the saga that awaits it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import uuid
 from datetime import UTC, datetime
@@ -64,32 +65,56 @@ async def on_reply(reply, ctx: HandlerContext, planner: Planner) -> None:
 
 
 async def watchdog(runtime, *, planner: Planner, interval: float, max_resends: int) -> None:
-    """Late replies: re-send the step's idempotent command; after ``max_resends``, the step fails."""
+    """Late replies: re-send the step's idempotent command; after ``max_resends``, the step fails.
+
+    At most one pass per ``interval``, and only when a saga's deadline has come or something
+    was written (every saga step writes its command to the outbox, here or on another replica):
+    with no saga waiting for a reply, the watchdog makes no query at all.
+    """
+    activity = runtime.relay.activity()
+    due: float | None = 0.0  # unknown at start: look once
+    loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(interval)
+        if due is None or due > loop.time():
+            wait = None if due is None else due - loop.time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(activity.wait(), wait)
+        activity.clear()
         try:
-            async with runtime.pool.acquire() as conn, conn.transaction():
-                cause = Envelope(
-                    message_id=uuid.uuid4(),
-                    type="SagaWatchdog",
-                    schema_version=1,
-                    occurred_at=datetime.now(UTC),
-                    source="planner",
-                    payload={},
-                )
-                ctx = HandlerContext(cause, "planner", conn=conn)
-                for row in await saga.overdue(conn):
-                    ctx.envelope = cause.model_copy(update={"correlation_id": row["job_id"]})
-                    if row["resends"] < max_resends:
-                        log.warning("step overdue, sending it again", kind=row["kind"], step=row["step"])
-                        await saga.resend(ctx, row)
-                    else:
-                        _, timed_out = FLOWS[row["kind"]]
-                        await timed_out(saga.Saga.of(row), ctx, planner)
-                await outbox.add(conn, ctx.outgoing)
-            runtime.relay.wake()
+            due = await watchdog_pass(runtime, planner=planner, max_resends=max_resends)
         except Exception as error:
+            due = 0.0
             log.warning("watchdog pass failed", error=repr(error))
+
+
+async def watchdog_pass(runtime, *, planner: Planner, max_resends: int) -> float | None:
+    """One pass; the loop time of the next deadline of a saga waiting for a reply (None: none waits)."""
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        cause = Envelope(
+            message_id=uuid.uuid4(),
+            type="SagaWatchdog",
+            schema_version=1,
+            occurred_at=datetime.now(UTC),
+            source="planner",
+            payload={},
+        )
+        ctx = HandlerContext(cause, "planner", conn=conn)
+        for row in await saga.overdue(conn):
+            ctx.envelope = cause.model_copy(update={"correlation_id": row["job_id"]})
+            if row["resends"] < max_resends:
+                log.warning("step overdue, sending it again", kind=row["kind"], step=row["step"])
+                await saga.resend(ctx, row)
+            else:
+                _, timed_out = FLOWS[row["kind"]]
+                await timed_out(saga.Saga.of(row), ctx, planner)
+        await outbox.add(conn, ctx.outgoing)
+        seconds = await conn.fetchval(
+            """SELECT extract(epoch FROM min(deadline) - now())::float8 FROM sagas
+               WHERE state IN ('running', 'compensating')"""
+        )
+    runtime.relay.wake()
+    return None if seconds is None else asyncio.get_running_loop().time() + max(0.0, seconds)
 
 
 WITH_SETTINGS = {
