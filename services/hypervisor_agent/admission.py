@@ -90,17 +90,6 @@ class Admission:
             **{f"datastore:{k}": v for k, v in self._datastores.items() if v},
         }
 
-    def queued_by_host(self) -> dict[str, int]:
-        """Operations running or waiting per host: what the planner spreads deployments by."""
-        counts: dict[str, int] = {}
-        for claim in self._waiting:
-            if claim.host:
-                counts[claim.host] = counts.get(claim.host, 0) + 1
-        for host, units in self._hosts.items():
-            if units:
-                counts[host] = counts.get(host, 0) + units
-        return counts
-
     # -- internals ---------------------------------------------------------------------------------
 
     def _fits(self, claim: Claim) -> bool:
