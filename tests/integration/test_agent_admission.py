@@ -51,16 +51,21 @@ async def agent_zone(sim: Simulator, vhost, service_env: dict, **settings):
         process.stop()
 
 
+async def seeded(zone: Zone) -> tuple[dict, str]:
+    """A seed of src-vm's S1 and a host that reaches its datastore; the simulator's figures reset."""
+    src, s1, _, inventory = await source_with_snapshots(zone)
+    seed = await zone.seed(src, s1["ref"])
+    zone.sim.control("reset")
+    return seed, host_on_ds1(inventory)
+
+
 def peak(sim: Simulator, key: str) -> int:
     return sim.control("state")["admission"]["peak"].get(key, 0)
 
 
 async def test_a_running_task_holds_no_thread(sim, vhost, service_env):
     async with agent_zone(sim, vhost, service_env, vcenter_threads=1) as zone:
-        src, s1, _, inventory = await source_with_snapshots(zone)
-        seed = await zone.seed(src, s1["ref"])
-        host = host_on_ds1(inventory)
-        sim.control("reset")
+        seed, host = await seeded(zone)
         sim.slow("CloneVM_Task", 1500)
         replies = await asyncio.gather(*(zone.call(zone.clone(seed, host)) for _ in range(5)))
         assert len({r["vm_ref"] for r in replies}) == 5
@@ -69,10 +74,7 @@ async def test_a_running_task_holds_no_thread(sim, vhost, service_env):
 
 async def test_clones_beyond_a_hosts_budget_wait_in_the_agent_not_in_vcenter(sim, vhost, service_env):
     async with agent_zone(sim, vhost, service_env, vcenter_units_per_host=2) as zone:
-        src, s1, _, inventory = await source_with_snapshots(zone)
-        seed = await zone.seed(src, s1["ref"])
-        host = host_on_ds1(inventory)
-        sim.control("reset")
+        seed, host = await seeded(zone)
         sim.slow("CloneVM_Task", 300)
         replies = await asyncio.gather(*(zone.call(zone.clone(seed, host)) for _ in range(6)))
         assert len({r["vm_ref"] for r in replies}) == 6
@@ -83,9 +85,7 @@ async def test_a_command_waiting_for_admission_does_not_hold_up_other_deployment
     # One unit per host and one thread: clones of the same host wait their turn; the power-on
     # of a VM that is already cloned must not wait behind them.
     async with agent_zone(sim, vhost, service_env, vcenter_units_per_host=1, vcenter_threads=1) as zone:
-        src, s1, _, inventory = await source_with_snapshots(zone)
-        seed = await zone.seed(src, s1["ref"])
-        host = host_on_ds1(inventory)
+        seed, host = await seeded(zone)
         cloned = await zone.call(zone.clone(seed, host))
         sim.slow("CloneVM_Task", 1500)
         clones = [await zone.send(zone.clone(seed, host)) for _ in range(3)]
@@ -100,10 +100,7 @@ async def test_a_command_waiting_for_admission_does_not_hold_up_other_deployment
 
 async def test_an_agent_killed_while_clones_wait_for_admission_loses_none(sim, vhost, service_env):
     async with agent_zone(sim, vhost, service_env, vcenter_units_per_host=1) as zone:
-        src, s1, _, inventory = await source_with_snapshots(zone)
-        seed = await zone.seed(src, s1["ref"])
-        host = host_on_ds1(inventory)
-        sim.control("reset")
+        seed, host = await seeded(zone)
         sim.slow("CloneVM_Task", 1500)
         requests = [zone.clone(seed, host, vm_id=str(uuid.uuid4())) for _ in range(3)]
         sent = [await zone.send(r) for r in requests]

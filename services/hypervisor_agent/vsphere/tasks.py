@@ -159,19 +159,6 @@ def task_steps(
     return outcome
 
 
-def run_task(
-    session: VsphereSession,
-    start: Callable[[vim.ServiceInstance], vim.Task],
-    *,
-    timeout: float,
-    report: Report,
-    name: str | None = None,
-    entity: vim.ManagedEntity | None = None,
-) -> TaskOutcome:
-    """``task_steps`` in this thread: start a task, wait for it, report it, raise its fault if it failed."""
-    return drive(task_steps(session, start, timeout=timeout, report=report, name=name, entity=entity))
-
-
 def stepwise(operation: Callable[..., Steps]) -> Callable[..., Any]:
     """An operation written as a generator, callable as a blocking function like every other.
 
@@ -200,6 +187,11 @@ def drive(steps: Steps) -> Any:
                 pending = steps.send(outcome)
     except StopIteration as done:
         return done.value
+
+
+# The blocking form, for operations that are not stepwise: start a task, wait for it in this
+# thread, report it, raise its fault if it failed.
+run_task = stepwise(task_steps)
 
 
 def running_tasks(session: VsphereSession, entity: vim.ManagedEntity, method: str) -> list[vim.Task]:
