@@ -116,7 +116,8 @@ class OutboxRelay:
         while not self._stopping:
             if self._listener is None:
                 await self._listen()
-            # cleared before the pass: a wake that comes during it makes another pass
+            # Cleared before the pass, not after: a wake-up during the pass (a row committed after
+            # its SELECT) keeps the event set, so that row goes out now, not a poll interval later.
             self._wake.clear()
             try:
                 published = await self.publish_pending()
