@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from contracts.base import Command, Query, QueryResult, Succeeded
 from contracts.types import BrokerUser, CpuMhz, Description, MemoryMb, Name, Ref, State, Vcpus, ZoneId
+from contracts.vsphere import DiskConfig, VmInfo
 
 
 class PlannerCommand(Command):
@@ -246,6 +247,7 @@ class VirtualMachine(BaseModel):
     pool: str | None
     nics: list[Nic]
     reason: str | None
+    created: datetime | None = None
 
 
 class VmSnapshot(BaseModel):
@@ -260,6 +262,11 @@ class VmSnapshot(BaseModel):
     state: str
     memory: bool
     created: datetime
+    account_id: uuid.UUID | None = None
+    zone_id: str | None = None
+    description: str = ""
+    cpu_number: int | None = Field(default=None, description="vCPUs of the VM at the snapshot.")
+    disks: list[DiskConfig] = Field(default_factory=list, description="The VM's disks at the snapshot.")
 
 
 class Host(BaseModel):
@@ -324,6 +331,7 @@ class ListVmSnapshots(Query):
 
     vm_id: uuid.UUID | None = None
     id: uuid.UUID | None = None
+    account_id: uuid.UUID | None = None
 
 
 class ListVmSnapshotsResult(QueryResult):
@@ -370,3 +378,27 @@ class ListServiceOfferingsResult(QueryResult):
     """The offerings."""
 
     offerings: list[ServiceOffering]
+
+
+class ListUnmanagedInstances(Query):
+    """VMs vCenter had at the last sync that no account owns yet (what ImportVirtualMachine adopts)."""
+
+    service = "planner"
+
+    zone_id: str | None = None
+
+
+class UnmanagedInstance(BaseModel):
+    """A vCenter VM not adopted, in its zone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    zone_id: str
+    cluster: str | None
+    vm: VmInfo
+
+
+class ListUnmanagedInstancesResult(QueryResult):
+    """The unmanaged VMs."""
+
+    instances: list[UnmanagedInstance]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -277,6 +278,10 @@ class Volume(BaseModel):
     template_id: uuid.UUID | None
     source_vm_snapshot_id: uuid.UUID | None
     reason: str | None
+    account_id: uuid.UUID | None = Field(
+        default=None, description="Owner: the account of its VM, or of the VM snapshot it was made from."
+    )
+    device_key: int | None = Field(default=None, description="vSphere device key of its disk on the VM.")
 
 
 class Seed(BaseModel):
@@ -294,6 +299,7 @@ class Seed(BaseModel):
     base_snapshot_ref: str | None
     template_size: int
     marked_for_gc: bool
+    created: datetime | None = None
 
 
 class ListStoragePools(Query):
@@ -319,6 +325,7 @@ class ListVolumes(Query):
     id: uuid.UUID | None = None
     vm_id: uuid.UUID | None = None
     state: State | None = None
+    account_id: uuid.UUID | None = None
 
 
 class ListVolumesResult(QueryResult):
