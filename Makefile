@@ -54,14 +54,15 @@ samples: install ## write golden samples for message types that have none (never
 
 vcsim: $(VCSIM) ## build the vCenter simulator (tests/vcsim)
 
-$(VCSIM): $(wildcard tests/vcsim/*.go)
+$(VCSIM): $(wildcard tests/vcsim/*.go) tests/vcsim/build.sh
 	@scripts/ensure-go
 	mkdir -p build
-	cd tests/vcsim && GO111MODULE=off GOPATH=$(GOPATH_DEBIAN) go build -o ../../$(VCSIM) .
+	tests/vcsim/build.sh $(VCSIM) $(GOPATH_DEBIAN)
 
 bench: install services vcsim ## benchmarks; each prints ratios against a baseline measured in the same run
 	$(BIN)/python -m bench.bus_throughput
 	$(BIN)/python -m bench.agent_concurrency
+	$(BIN)/python -m bench.deploy_concurrency
 	$(BIN)/python -m bench.audit_ingest
 
 demo: install services vcsim ## the whole stack, deployments from VM snapshots, the audit trail (exits 0 if all checks hold)

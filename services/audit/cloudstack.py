@@ -29,6 +29,7 @@ import asyncpg
 
 from contracts.topology import CLOUDSTACK_EVENTS
 from services.audit.rows import EventRow
+from shared.db import outbox
 from shared.db.outbox import OutboxRelay
 from shared.messaging import derived_id
 
@@ -132,6 +133,7 @@ async def enqueue(conn: asyncpg.Connection, events: list[CloudStackEvent]) -> No
         [e.routing_key for e in events],
         [e.to_bytes() for e in events],
     )
+    await conn.execute("SELECT pg_notify($1 || current_schema(), '')", outbox.CHANNEL_PREFIX)
 
 
 class CloudStackRelay(OutboxRelay):

@@ -180,6 +180,14 @@ async def overdue(conn: asyncpg.Connection, limit: int = 20) -> list[asyncpg.Rec
     )
 
 
+async def next_deadline(conn: asyncpg.Connection) -> float | None:
+    """Seconds until the earliest deadline of a saga waiting for a reply (None: none waits)."""
+    return await conn.fetchval(
+        """SELECT extract(epoch FROM min(deadline) - now())::float8 FROM sagas
+           WHERE state IN ('running', 'compensating')"""
+    )
+
+
 async def resend(ctx: HandlerContext, row: asyncpg.Record) -> None:
     """Send the step's command again (a new message id; the command is idempotent)."""
     last = row["last_command"] if isinstance(row["last_command"], dict) else json.loads(row["last_command"])

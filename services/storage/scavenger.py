@@ -1,10 +1,12 @@
 """The storage scavenger: collects volumes in Error or Destroy and seeds no longer needed.
 
-Every ``interval`` it takes what has waited longer than ``delay`` (``FOR UPDATE SKIP LOCKED``,
-so each item is handled by one replica), asks the agent to delete the disk or template, and
-finishes when the agent answers: the volume is Expunged and its bytes leave the pool's
-allocation; the seed row is removed. A seed that linked clones still hang from (a live
-volume made from it) is never collected.
+While anything may need collecting, every ``interval`` it takes what has waited longer than
+``delay`` (``FOR UPDATE SKIP LOCKED``, so each item is handled by one replica), asks the agent
+to delete the disk or template, and finishes when the agent answers: the volume is Expunged
+and its bytes leave the pool's allocation; the seed row is removed. A seed that linked clones
+still hang from (a live volume made from it) is never collected. With nothing that may need
+collecting it makes no query: it waits until something is written (what makes a volume or a
+seed collectable also emits an event through the outbox).
 """
 
 from __future__ import annotations
@@ -27,17 +29,23 @@ EXPUNGE, DROP_SEED = "expunge", "drop_seed"
 
 
 async def run(runtime, *, interval: float, delay: float) -> None:
+    activity = runtime.relay.activity()
     while True:
+        activity.clear()
+        waiting = True
         try:
-            collected = await scavenge_once(runtime, delay=delay)
+            collected, waiting = await scavenge_once(runtime, delay=delay)
             if collected:
                 log.info("scavenger pass", collected=collected)
         except Exception as error:
             log.warning("scavenger pass failed", error=repr(error))
         await asyncio.sleep(interval)
+        if not waiting:
+            await activity.wait()
 
 
-async def scavenge_once(runtime, *, delay: float, batch: int = 50) -> int:
+async def scavenge_once(runtime, *, delay: float, batch: int = 50) -> tuple[int, bool]:
+    """One pass: how many items it took, and whether anything (now or later) may need collecting."""
     # What the pass sends is caused by the pass itself: one correlation id per pass.
     cause = Envelope(
         message_id=uuid.uuid4(),
@@ -88,8 +96,13 @@ async def scavenge_once(runtime, *, delay: float, batch: int = 50) -> int:
                 uuid.UUID(seed["uuid"]),
             )
         await outbox.add(conn, ctx.outgoing)
+        waiting = await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM volumes WHERE state IN ('Error', 'Destroy'))
+                   OR EXISTS (SELECT 1 FROM vm_snapshot_spool_ref
+                              WHERE state = 'Error' OR (state = 'Ready' AND marked_for_gc))"""
+        )
     runtime.relay.wake()
-    return len(volumes) + len(seeds)
+    return len(volumes) + len(seeds), waiting
 
 
 async def delete_disk_succeeded(event: agent.DeleteDiskSucceeded, ctx: HandlerContext) -> None:

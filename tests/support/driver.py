@@ -37,10 +37,7 @@ class Driver:
     async def reply(self, sent: Envelope, timeout: float = 60) -> Envelope:
         """The terminal reply (``<Command>Succeeded`` or ``<Command>Failed``) to a sent command."""
         wanted = {f"{sent.type}Succeeded", f"{sent.type}Failed"}
-        [reply] = await self.events.wait_for(
-            lambda e: e.causation_id == sent.message_id and e.type in wanted, timeout=timeout
-        )
-        return reply
+        return await self.events.caused_by(sent.message_id, wanted, timeout=timeout)
 
     async def call(self, command: Command, **kw) -> dict:
         """Send and expect success; the reply's payload."""

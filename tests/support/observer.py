@@ -22,6 +22,9 @@ class Observer:
         self.queue_name = queue
         self.seen: list[Envelope] = []
         self._changed = asyncio.Condition()
+        # Replies by the message they answer: waiting for one costs no scan of everything seen.
+        self._by_cause: dict[object, list[Envelope]] = {}
+        self._cause_waiters: dict[object, list[tuple[set[str], asyncio.Future]]] = {}
 
     async def __aenter__(self) -> Observer:
         self.connection = await aio_pika.connect_robust(self.url)
@@ -43,7 +46,30 @@ class Observer:
             envelope = Envelope.model_validate_json(message.body)
             async with self._changed:
                 self.seen.append(envelope)
+                if envelope.causation_id is not None:
+                    self._by_cause.setdefault(envelope.causation_id, []).append(envelope)
+                    for types, waiter in self._cause_waiters.get(envelope.causation_id, []):
+                        if envelope.type in types and not waiter.done():
+                            waiter.set_result(envelope)
                 self._changed.notify_all()
+
+    async def caused_by(self, message_id, types: set[str], *, timeout: float = 20.0) -> Envelope:
+        """The first envelope of one of ``types`` caused by ``message_id`` (e.g. a command's reply)."""
+        for envelope in self._by_cause.get(message_id, []):
+            if envelope.type in types:
+                return envelope
+        waiter = asyncio.get_running_loop().create_future()
+        waiting = self._cause_waiters.setdefault(message_id, [])
+        waiting.append((types, waiter))
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            kinds = [e.type for e in self.seen[-20:]]
+            raise AssertionError(f"waited {timeout}s for one of {sorted(types)}; last: {kinds}") from None
+        finally:
+            waiting.remove((types, waiter))
+            if not waiting:
+                self._cause_waiters.pop(message_id, None)
 
     def matching(self, predicate: Callable[[Envelope], bool]) -> list[Envelope]:
         return [e for e in self.seen if predicate(e)]

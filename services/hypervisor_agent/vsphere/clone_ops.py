@@ -19,7 +19,7 @@ from services.hypervisor_agent.vsphere.faults import (
 from services.hypervisor_agent.vsphere.inventory import SNAPDEPLOY_KEY
 from services.hypervisor_agent.vsphere.session import VsphereSession
 from services.hypervisor_agent.vsphere.snapshot_ops import snapshot_config
-from services.hypervisor_agent.vsphere.tasks import Report, run_task
+from services.hypervisor_agent.vsphere.tasks import Report, Steps, stepwise, task_steps
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class CloneResult:
     root_disk: DiskConfig
 
 
+@stepwise
 def clone_from_snapshot(
     session: VsphereSession,
     *,
@@ -40,7 +41,7 @@ def clone_from_snapshot(
     datastore: str,
     report: Report,
     timeout: float,
-) -> CloneResult:
+) -> Steps:
     """Linked clone of a template from its base snapshot onto a host and datastore, powered off, without NICs.
 
     The VM name is the lock: a VM of that name with this ``snapdeploy.id`` is the result of an
@@ -73,7 +74,7 @@ def clone_from_snapshot(
     )
     folder = inventory.vm_folder(session)
     try:
-        outcome = run_task(
+        outcome = yield from task_steps(
             session,
             lambda si: template.CloneVM_Task(folder=folder, name=vm_name, spec=spec),
             timeout=timeout,

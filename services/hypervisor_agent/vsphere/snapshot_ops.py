@@ -22,7 +22,16 @@ SNAPSHOT_CONFIG_PROPS = [
 
 
 def snapshot_config(session: VsphereSession, vm_ref: str, snapshot_ref: str) -> tuple[dict, Any]:
-    """The snapshot's configuration properties and tree node; FileMissing when VM or snapshot is gone."""
+    """The snapshot's configuration properties and tree node; FileMissing when VM or snapshot is gone.
+
+    A snapshot's configuration never changes: it is read once (read-only for callers).
+    """
+    return session.remember(
+        ("snapshot", vm_ref, snapshot_ref), lambda: _read_config(session, vm_ref, snapshot_ref)
+    )
+
+
+def _read_config(session: VsphereSession, vm_ref: str, snapshot_ref: str) -> tuple[dict, Any]:
     vm = inventory.vm_by_ref(session, vm_ref)
     found = inventory.snapshot_by_ref(session, vm, snapshot_ref)
     if found is None:
@@ -112,6 +121,7 @@ def remove_snapshot(
     if found is None:
         return
     snapshot, _ = found
+    session.forget(("snapshot", vm_ref, snapshot_ref))
     with contextlib.suppress(FileMissing):  # removed meanwhile by someone else
         run_task(
             session,
