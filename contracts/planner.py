@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.base import Command, Query, QueryResult, Succeeded
+from contracts.vsphere import DiskConfig, VmInfo
 
 
 class PlannerCommand(Command):
@@ -209,6 +210,7 @@ class VirtualMachine(BaseModel):
     pool: str | None
     nics: list[Nic]
     reason: str | None
+    created: datetime | None = None
 
 
 class VmSnapshot(BaseModel):
@@ -223,6 +225,12 @@ class VmSnapshot(BaseModel):
     state: str
     memory: bool
     created: datetime
+    account_id: uuid.UUID | None = None
+    zone_id: str | None = None
+    description: str = ""
+    current: bool = Field(default=False, description="The VM's current snapshot: the next one's parent.")
+    cpu_number: int | None = Field(default=None, description="vCPUs of the VM at the snapshot.")
+    disks: list[DiskConfig] = Field(default_factory=list, description="The VM's disks at the snapshot.")
 
 
 class Host(BaseModel):
@@ -287,6 +295,7 @@ class ListVmSnapshots(Query):
 
     vm_id: uuid.UUID | None = None
     id: uuid.UUID | None = None
+    account_id: uuid.UUID | None = None
 
 
 class ListVmSnapshotsResult(QueryResult):
@@ -333,3 +342,27 @@ class ListServiceOfferingsResult(QueryResult):
     """The offerings."""
 
     offerings: list[ServiceOffering]
+
+
+class ListUnmanagedInstances(Query):
+    """VMs vCenter had at the last sync that no account owns yet (what ImportVirtualMachine adopts)."""
+
+    service = "planner"
+
+    zone_id: str | None = None
+
+
+class UnmanagedInstance(BaseModel):
+    """A vCenter VM not adopted, in its zone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    zone_id: str
+    cluster: str | None
+    vm: VmInfo
+
+
+class ListUnmanagedInstancesResult(QueryResult):
+    """The unmanaged VMs."""
+
+    instances: list[UnmanagedInstance]

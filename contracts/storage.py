@@ -276,6 +276,10 @@ class Volume(BaseModel):
     template_id: uuid.UUID | None
     source_vm_snapshot_id: uuid.UUID | None
     reason: str | None
+    account_id: uuid.UUID | None = Field(
+        default=None, description="Owner: the account of its VM, or of the VM snapshot it was made from."
+    )
+    device_key: int | None = Field(default=None, description="vSphere device key of its disk on the VM.")
 
 
 class Seed(BaseModel):
@@ -318,6 +322,7 @@ class ListVolumes(Query):
     id: uuid.UUID | None = None
     vm_id: uuid.UUID | None = None
     state: str | None = None
+    account_id: uuid.UUID | None = None
 
 
 class ListVolumesResult(QueryResult):

@@ -121,6 +121,16 @@ class Topology:
     queues: tuple[QueueSpec, ...] = field(default_factory=tuple)
 
 
+# The api's async jobs follow their commands: every reply and job event (to end a job or count a
+# finished step) and the agent and storage commands (to name the step running). All replicas
+# consume this one queue; the job rows they move are in PostgreSQL, where every replica reads.
+# Declared by the api only: without an api nothing should pile up in it.
+API_JOBS = QueueSpec(
+    "api.jobs",
+    (Binding(EVENTS, "#"), Binding(COMMANDS, "agent.#"), Binding(COMMANDS, "storage.#")),
+    prefetch=64,
+)
+
 PLANNER_REPLIES = replies_queue("planner", "agent.inventory_synced")
 STORAGE_REPLIES = replies_queue("storage", "agent.inventory_synced")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import structlog
+from aiohttp import web
 
 from contracts.catalogue import CATALOGUE, Catalogue
 from contracts.topology import TOPOLOGY, QueueSpec
@@ -75,6 +76,8 @@ class ServiceDefinition:
     # and after consuming has stopped (log out).
     startup: Sequence[Hook] = ()
     cleanup: Sequence[Hook] = ()
+    # The service's own HTTP routes, served on the port of /healthz, /readyz and /metrics (the api).
+    http_app: Callable[[Runtime], Awaitable[web.Application]] | None = None
 
 
 class Service:
@@ -119,8 +122,9 @@ class Service:
 
             for hook in d.startup:
                 await hook(runtime)
+            app = await d.http_app(runtime) if d.http_app else None
             http_runner, runtime.http_port = await serve(
-                health_app(self._checks(runtime), self.metrics), s.http_host, s.http_port
+                health_app(self._checks(runtime), self.metrics, app), s.http_host, s.http_port
             )
             dispatchers, consumers = [], []
             for consumes in d.consumes:

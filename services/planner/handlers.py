@@ -105,6 +105,7 @@ WITH_SETTINGS = {
     cmd.ListHosts: queries.list_hosts,
     cmd.ListNetworks: queries.list_networks,
     cmd.ListServiceOfferings: queries.list_service_offerings,
+    cmd.ListUnmanagedInstances: queries.list_unmanaged_instances,
     **{reply(command): on_reply for command in SENT for reply in (succeeded_reply, failed_reply)},
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contracts import planner as q
+from contracts.vsphere import VmInfo
 from services.planner.common import Planner
 from shared.messaging import HandlerContext
 
@@ -58,6 +59,7 @@ async def list_virtual_machines(query: q.ListVirtualMachines, ctx: HandlerContex
                 pool=r["pool"],
                 nics=by_vm.get(r["uuid"], []),
                 reason=r["reason"],
+                created=r["created"],
             )
             for r in rows
         ]
@@ -65,12 +67,19 @@ async def list_virtual_machines(query: q.ListVirtualMachines, ctx: HandlerContex
 
 
 async def list_vm_snapshots(query: q.ListVmSnapshots, ctx: HandlerContext, planner: Planner):
+    # current: the snapshot a new one of the VM would hang from (its latest Ready one).
     rows = await ctx.conn.fetch(
-        """SELECT * FROM vm_snapshots WHERE state <> 'Removed'
-             AND ($1::uuid IS NULL OR instance_uuid = $1) AND ($2::uuid IS NULL OR uuid = $2)
-           ORDER BY created""",
+        """SELECT s.*, i.zone_id,
+                  s.uuid = (SELECT c.uuid FROM vm_snapshots c WHERE c.instance_uuid = s.instance_uuid
+                            AND c.state = 'Ready' ORDER BY c.created DESC LIMIT 1) AS current
+           FROM vm_snapshots s JOIN instances i ON i.uuid = s.instance_uuid
+           WHERE s.state <> 'Removed'
+             AND ($1::uuid IS NULL OR s.instance_uuid = $1) AND ($2::uuid IS NULL OR s.uuid = $2)
+             AND ($3::uuid IS NULL OR s.account_id = $3)
+           ORDER BY s.created""",
         query.vm_id,
         query.id,
+        query.account_id,
     )
     return q.ListVmSnapshotsResult(
         snapshots=[
@@ -82,6 +91,12 @@ async def list_vm_snapshots(query: q.ListVmSnapshots, ctx: HandlerContext, plann
                 state=r["state"],
                 memory=r["memory"],
                 created=r["created"],
+                account_id=r["account_id"],
+                zone_id=r["zone_id"],
+                description=r["description"],
+                current=bool(r["current"]),
+                cpu_number=(r["config"] or {}).get("num_cpus"),
+                disks=r["disks"] or [],
             )
             for r in rows
         ]
@@ -130,6 +145,26 @@ async def list_service_offerings(query: q.ListServiceOfferings, ctx: HandlerCont
                 cpu_number=r["cpu_number"],
                 cpu_speed_mhz=r["cpu_speed_mhz"],
                 memory_mb=r["memory_mb"],
+            )
+            for r in rows
+        ]
+    )
+
+
+async def list_unmanaged_instances(query: q.ListUnmanagedInstances, ctx: HandlerContext, planner: Planner):
+    rows = await ctx.conn.fetch(
+        """SELECT v.zone_id, v.info, h.cluster FROM vcenter_vms v
+           LEFT JOIN hosts h ON h.zone_id = v.zone_id AND h.ref = v.info->>'host'
+           WHERE ($1::text IS NULL OR v.zone_id = $1) AND NOT (v.info->>'template')::boolean
+             AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.zone_id = v.zone_id AND i.vm_ref = v.ref
+                             AND i.state NOT IN ('Destroyed', 'Expunged'))
+           ORDER BY v.info->>'name'""",
+        query.zone_id,
+    )
+    return q.ListUnmanagedInstancesResult(
+        instances=[
+            q.UnmanagedInstance(
+                zone_id=r["zone_id"], cluster=r["cluster"], vm=VmInfo.model_validate(r["info"])
             )
             for r in rows
         ]

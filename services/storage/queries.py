@@ -35,13 +35,18 @@ async def list_storage_pools(query: q.ListStoragePools, ctx: HandlerContext, sto
 
 async def list_volumes(query: q.ListVolumes, ctx: HandlerContext, storage: Storage):
     rows = await ctx.conn.fetch(
-        """SELECT v.*, p.uuid AS pool_uuid FROM volumes v JOIN pools p ON p.id = v.pool_id
+        """SELECT * FROM (
+               SELECT v.*, p.uuid AS pool_uuid, COALESCE(m.account_id, s.account_id) AS account_id
+               FROM volumes v JOIN pools p ON p.id = v.pool_id
+               LEFT JOIN vms m ON m.uuid = v.vm_uuid
+               LEFT JOIN vm_snapshots s ON s.uuid = v.source_vm_snapshot_id) v
            WHERE ($1::uuid IS NULL OR v.uuid = $1) AND ($2::uuid IS NULL OR v.vm_uuid = $2)
-             AND ($3::text IS NULL OR v.state = $3)
+             AND ($3::text IS NULL OR v.state = $3) AND ($4::uuid IS NULL OR v.account_id = $4)
            ORDER BY v.created, v.id""",
         query.id,
         query.vm_id,
         query.state,
+        query.account_id,
     )
     return q.ListVolumesResult(
         volumes=[
@@ -59,6 +64,8 @@ async def list_volumes(query: q.ListVolumes, ctx: HandlerContext, storage: Stora
                 template_id=r["template_id"],
                 source_vm_snapshot_id=r["source_vm_snapshot_id"],
                 reason=r["reason"],
+                account_id=r["account_id"],
+                device_key=r["device_key"],
             )
             for r in rows
         ]
