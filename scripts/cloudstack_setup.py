@@ -12,6 +12,7 @@ import asyncio
 import copy
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 Call = Callable[..., Awaitable[dict[str, Any]]]
-ANSWER_LINES = 14  # how much of each answer the demo prints
+ANSWER_LINES = 10  # how much of each answer the demo prints
+SECRETS = re.compile(r'((?:password|secretkey)"?\s*[=:]\s*"?)([^"\s,&]+)', re.IGNORECASE)
 
 
 class CsError(RuntimeError):
@@ -56,8 +58,8 @@ class CsCli:
         text = out.decode()
         answer = json.loads(text) if text.strip() else {}
         if self.show:
-            print(f"  {self.who}$ {line}")
-            shown = text.rstrip().splitlines() or ["(no output)"]
+            print(f"  {self.who}$ {hidden(line)}")
+            shown = hidden(text).rstrip().splitlines() or ["(no output)"]
             if len(shown) > ANSWER_LINES:
                 shown = [*shown[: ANSWER_LINES - 1], f"  ... ({len(shown) - ANSWER_LINES + 1} more lines)"]
             print("\n".join("    " + s for s in shown))
@@ -73,6 +75,11 @@ class CsCli:
         twin = copy.copy(self)
         twin.show = False
         return twin
+
+
+def hidden(text: str) -> str:
+    """Passwords and secret keys masked: the demo's output is a log too."""
+    return SECRETS.sub(lambda m: m.group(1) + "********", text)
 
 
 def _value(v: Any) -> str:

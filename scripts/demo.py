@@ -105,6 +105,7 @@ async def main_job(
 ) -> None:
     sim = stack.sim
     demo = CsCli(stack.api_url, user.api_key, user.secret_key, who="demo")
+    print(f"\n  (the demo user's cs has CLOUDSTACK_ENDPOINT={stack.api_url}, _KEY and _SECRET)")
     root_size = vsphere.root_disk((await stack.driver.inventory())[0]["src-vm"].disks).size_bytes
 
     step("as the demo user: write known bytes, take S1, write again, take S2 (child of S1)")
@@ -146,13 +147,14 @@ async def main_job(
             except Exception as error:
                 vm, ok, why = {}, False, str(error)
         deployed[name] = vm
-        seeds_after.append((await admin("listSeededTemplates")).get("count", 0))
+        seeds_after.append((await admin.quiet()("listSeededTemplates")).get("count", 0))
         check(ok and vm.get("state") == "Running", f"{name} deployed from {source_snapshot}: {why}")
     check(seeds_after == [1, 2, 2], "one seed per snapshot: vm-3 (second from S2) copied no disk")
 
     step("the VMs, as the API and vCenter show them")
     vms, _ = await stack.driver.inventory()
-    seeds = {s["installpath"]: s for s in (await admin("listSeededTemplates")).get("seededtemplate", [])}
+    seeded = await admin("listSeededTemplates")
+    seeds = {s["installpath"]: s for s in seeded.get("seededtemplate", [])}
     snapshot_names = {v: k for k, v in snapshots.items()}
     listed = {v["name"]: v for v in (await demo("listVirtualMachines")).get("virtualmachine", [])}
     for name, source_snapshot, networks in plan:
@@ -204,11 +206,13 @@ async def main_job(
             check=lambda a: ("VM.START", "Completed") in names_states(a),
         )
     )["trail"]
-    await demo("getDeploymentTrail", virtualmachineid=vm_1)
+    print(f"  demo$ cs getDeploymentTrail virtualmachineid={vm_1}   (its entries, one a line:)")
     for entry in trail["entries"]:
+        if entry.get("kind") == "event" and "." not in entry["name"]:
+            continue  # state changes and job progress: the action events and vCenter tasks tell the story
         took = f" ({entry['durationms']} ms)" if entry.get("durationms") is not None else ""
         state = entry.get("state") or ""
-        print(f"  {entry['at'][11:19]} {entry.get('service', ''):8} {entry['name']} {state}{took}")
+        print(f"  {entry['at'][11:19]} {entry.get('service', ''):8} {entry['name']} {state}".rstrip() + took)
     actions = names_states({"trail": trail})
     tasks = {e["name"] for e in trail["entries"] if e.get("kind") == "task"}
     check(
@@ -231,7 +235,7 @@ def names_states(answer: dict) -> list[tuple[str, str]]:
 
 
 async def pool_ds1(admin: CsCli) -> dict:
-    [pool] = [p for p in (await admin("listStoragePools"))["storagepool"] if p["name"] == "ds1"]
+    [pool] = (await admin("listStoragePools", name="ds1"))["storagepool"]
     return pool
 
 

@@ -106,7 +106,14 @@ async def test_cs_library_fetch_list_walks_every_page(service_env):
 
         seen_pages = []
         client = library(cloud.api_url, t.user.api_key, t.user.secret_key)
-        client.session.hooks["response"].append(lambda r, *a, **k: seen_pages.append(r.json()))
+        send = client.session.send
+
+        def recording_send(*args, **kwargs):  # what each page's answer was
+            response = send(*args, **kwargs)
+            seen_pages.append(response.json())
+            return response
+
+        client.session.send = recording_send
         paged = await asyncio.to_thread(client.listServiceOfferings, fetch_list=True, pagesize=2)
         assert sorted(o["id"] for o in paged) == sorted(o["id"] for o in whole)
         # four requests of 2, 2, 2, 1: count (the total) is the same on each, so cs stops at 7
