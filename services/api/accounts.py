@@ -14,12 +14,14 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 from cryptography.fernet import Fernet, InvalidToken
 
 from contracts.envelope import Actor
 
+MIGRATIONS = Path(__file__).with_name("migrations")
 ROOT_DOMAIN = uuid.UUID("4c5d0a0e-0000-4000-8000-0000000000d0")
 ROOT_DOMAIN_NAME = "ROOT"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -102,7 +101,7 @@ def build() -> tuple[ServiceDefinition, ApiSettings]:
         handlers={},
         consumes=[],
         declares=[*TOPOLOGY.queues, API_JOBS],
-        migrations=Path(__file__).with_name("migrations"),
+        migrations=accounts.MIGRATIONS,
         startup=[bootstrap_admin],
         jobs=[track_jobs],
         http_app=http,

@@ -7,6 +7,9 @@ from services.api.jobs import job_response
 from services.api.params import Param
 from services.api.table import Api, Call, page
 
+# Answered synchronously (the api waits for their reply): jobs inside, not CloudStack async jobs.
+SYNC_COMMANDS = ["deleteVolume", "createServiceOffering"]
+
 
 async def query_async_job_result(call: Call) -> dict:
     row = await call.ctx.pool.fetchrow("SELECT * FROM async_jobs WHERE uuid = $1", call.args["jobid"])
@@ -19,9 +22,11 @@ async def list_async_jobs(call: Call) -> dict:
     owner = await call.owner_filter()
     rows = await call.ctx.pool.fetch(
         """SELECT * FROM async_jobs WHERE ($1::uuid IS NULL OR account_uuid = $1)
-             AND ($2::timestamptz IS NULL OR created >= $2) ORDER BY created DESC LIMIT 10000""",
+             AND ($2::timestamptz IS NULL OR created >= $2) AND cmd <> ALL($3::text[])
+           ORDER BY created DESC LIMIT 10000""",
         owner,
         call.args.get("startdate"),
+        SYNC_COMMANDS,
     )
     names = await call.ctx.account_names()
     return page(call, "asyncjobs", [job_response(r, names) for r in rows], name_of="cmd")

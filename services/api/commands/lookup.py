@@ -28,10 +28,10 @@ async def zones(call: Call) -> list[str]:
     return sorted({h.zone_id for h in hosts})
 
 
-async def zone_named(call: Call, value: str, param: str = "zoneid") -> str:
+async def zone_named(call: Call, value: object, param: str = "zoneid") -> str:
     """A zone by its id (uuid) or its name."""
     for zone in await zones(call):
-        if value == zone or value == str(zone_uuid(zone)):
+        if str(value) in (zone, str(zone_uuid(zone))):
             return zone
     raise unable(call, f"zone {value} ({param}) does not exist")
 
