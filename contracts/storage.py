@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -297,6 +298,7 @@ class Seed(BaseModel):
     base_snapshot_ref: str | None
     template_size: int
     marked_for_gc: bool
+    created: datetime | None = None
 
 
 class ListStoragePools(Query):

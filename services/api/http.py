@@ -87,6 +87,8 @@ class ClientApi:
         api: Api | None = None
         who = None
         try:
+            if request.method not in ("GET", "POST"):
+                raise ApiError(405, f"{request.method} is not served: use GET or POST")
             params = await self.params(request)
             lowered = {k.lower(): v for k, v in params.items()}
             command = lowered.get("command")
@@ -148,10 +150,8 @@ class ClientApi:
 
 def api_app(client: ClientApi) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
-    app.router.add_route("GET", "/client/api", client)
-    app.router.add_route("POST", "/client/api", client)
-    app.router.add_route("GET", "/client/api/", client)
-    app.router.add_route("POST", "/client/api/", client)
+    app.router.add_route("*", "/client/api", client)
+    app.router.add_route("*", "/client/api/", client)
 
     async def console_index(_: web.Request) -> web.StreamResponse:
         index = CONSOLE / "index.html"

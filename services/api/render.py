@@ -341,6 +341,7 @@ def seeded_template(
             "size": seed.template_size,
             "installpath": seed.install_path,
             "markedforgc": seed.marked_for_gc,
+            "created": date(seed.created),
             "virtualmachineids": [str(v) for v in vm_ids],
         }
     )

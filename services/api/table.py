@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from contracts.base import Command
 from contracts.envelope import Actor
 from services.api.accounts import ROOT_DOMAIN, Caller
 from services.api.errors import denied, param_error
@@ -130,6 +131,30 @@ class Call:
         if self.caller.is_admin and self.args.get("listall"):
             return None
         return self.caller.account_id
+
+    async def submit(
+        self, command: Command, instance_type: str | None, instance_id: uuid.UUID | None, *, actor=None
+    ) -> uuid.UUID:
+        """Start the command as this caller's async job (or as ``actor``, an account an admin names)."""
+        return await self.ctx.submit(
+            command,
+            cmd=self.command,
+            actor=actor or self.caller.actor,
+            user_id=self.caller.user_id,
+            instance_type=instance_type,
+            instance_id=instance_id,
+        )
+
+    async def run(self, command: Command, instance_type: str | None, instance_id: uuid.UUID | None) -> dict:
+        """The same, waiting for the end (commands CloudStack answers synchronously)."""
+        return await self.ctx.run(
+            command,
+            cmd=self.command,
+            actor=self.caller.actor,
+            user_id=self.caller.user_id,
+            instance_type=instance_type,
+            instance_id=instance_id,
+        )
 
     def may_use(self, owner: uuid.UUID | None) -> bool:
         return self.caller.is_admin or owner == self.caller.account_id

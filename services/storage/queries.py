@@ -94,6 +94,7 @@ async def list_seeds(query: q.ListSeeds, ctx: HandlerContext, storage: Storage):
                 base_snapshot_ref=r["base_snapshot_ref"],
                 template_size=r["template_size"],
                 marked_for_gc=r["marked_for_gc"],
+                created=r["created"],
             )
             for r in rows
         ]

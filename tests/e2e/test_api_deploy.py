@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.e2e.api_support import Client, admin, adopt, finished, user
@@ -10,6 +12,18 @@ from tests.support.stack import Stack
 from tests.support.vcsim import sha256
 
 pytestmark = pytest.mark.e2e
+
+
+async def progress(client: Client, job_id: str, seen, timeout: float = 60) -> dict:
+    """queryAsyncJobResult until ``seen(answer)`` (with a deadline)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not seen(answer := await client.queryAsyncJobResult(jobid=job_id)):
+        assert answer["jobstatus"] == 0 and loop.time() < deadline, answer
+        await asyncio.sleep(0.05)
+    return answer
+
+
 A = b"A" * 8192 + b"root disk at S1"
 
 
@@ -38,11 +52,15 @@ async def test_seed_then_deploys_copy_no_disk_and_jobs_answer_on_every_replica_a
         copies = len(cloud.commands_seen("SeedTemplate"))
 
         # deployed through replica 0 with neither zoneid nor templateid; replica 0 stops at once
+        cloud.sim.slow("CloneVM_Task", 2000)
         started = await bob.client.deployVirtualMachine(
             vmsnapshotid=snap["id"], serviceofferingid=offering["id"], name="web-1"
         )
         cloud.api_processes[0].stop()
         second = Client(cloud.api_urls[1], bob.client.cs.key, bob.client.cs.secret)
+        cloning = await progress(second, started["jobid"], lambda j: j.get("jobprocstep") == "cloning")
+        assert cloning["jobstatus"] == 0 and cloning["jobprocstatus"] > 0
+        cloud.sim.slow("CloneVM_Task", 0)
         done = await finished(second, started["jobid"])
         assert (done["jobstatus"], done["jobresultcode"]) == (1, 0), done
         web = done["jobresult"]["virtualmachine"]

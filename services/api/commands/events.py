@@ -27,7 +27,7 @@ async def list_events(call: Call) -> dict:
         page_size=max(size, 1),
     )
     answer = await call.ctx.ask(query, call.caller.actor)
-    known = await lookup.names(call.ctx, call.caller.actor)
+    known = await lookup.names(call.ctx)
     items = [render.event(i, known) for i in answer.items]
     if "level" in args:
         items = [i for i in items if i["level"] == args["level"].upper()]

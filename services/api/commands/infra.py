@@ -100,14 +100,7 @@ async def create_service_offering(call: Call) -> dict:
     for name in ("cpunumber", "cpuspeed", "memory"):
         if call.args[name] < 1:
             raise param_error(f"{name} must be 1 or more")
-    result = await call.ctx.run(
-        command,
-        cmd=call.command,
-        actor=call.caller.actor,
-        user_id=call.caller.user_id,
-        instance_type="ServiceOffering",
-        instance_id=offering_id,
-    )
+    result = await call.run(command, "ServiceOffering", offering_id)
     return result
 
 
@@ -177,14 +170,7 @@ async def import_unmanaged_instance(call: Call) -> dict:
         account_id=account_id,
         service_offering_id=call.args.get("serviceofferingid"),
     )
-    job = await call.ctx.submit(
-        command,
-        cmd=call.command,
-        actor=call.caller.actor,
-        user_id=call.caller.user_id,
-        instance_type="VirtualMachine",
-        instance_id=None,
-    )
+    job = await call.submit(command, "VirtualMachine", None)
     return {"jobid": str(job)}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.api.errors import param_error
+from services.api.errors import denied, param_error
 from services.api.jobs import job_response
 from services.api.params import Param
 from services.api.table import Api, Call, page
@@ -13,8 +13,10 @@ SYNC_COMMANDS = ["deleteVolume", "createServiceOffering"]
 
 async def query_async_job_result(call: Call) -> dict:
     row = await call.ctx.pool.fetchrow("SELECT * FROM async_jobs WHERE uuid = $1", call.args["jobid"])
-    if row is None or not call.may_use(row["account_uuid"]):
+    if row is None:
         raise param_error(f"Unable to execute API command queryasyncjobresult: no job {call.args['jobid']}")
+    if not call.may_use(row["account_uuid"]):
+        raise denied(f"Account {call.caller.account} does not have permission to see job {row['uuid']}")
     return job_response(row, await call.ctx.account_names())
 
 

@@ -24,7 +24,8 @@ def unable(call: Call, text: str) -> ApiError:
 
 
 async def zones(call: Call) -> list[str]:
-    hosts = (await call.ctx.ask(planner.ListHosts(), call.caller.actor)).hosts
+    """Zones are where hosts are; every account may know them (hosts themselves are the operator's)."""
+    hosts = (await call.ctx.ask(planner.ListHosts(), AUTHORITY)).hosts
     return sorted({h.zone_id for h in hosts})
 
 
@@ -36,13 +37,14 @@ async def zone_named(call: Call, value: object, param: str = "zoneid") -> str:
     raise unable(call, f"zone {value} ({param}) does not exist")
 
 
-async def names(ctx: ApiContext, actor: Actor, *, offerings: bool = False, pools: bool = False) -> Names:
+async def names(ctx: ApiContext, *, offerings: bool = False, pools: bool = False) -> Names:
+    """Names of what objects refer to (an offering's, a pool's) are shown to whoever sees the object."""
     out = Names(accounts=await ctx.account_names())
     if offerings:
-        found = (await ctx.ask(planner.ListServiceOfferings(), actor)).offerings
+        found = (await ctx.ask(planner.ListServiceOfferings(), AUTHORITY)).offerings
         out.offerings = {o.id: o for o in found}
     if pools:
-        found = (await ctx.ask(storage.ListStoragePools(), actor)).pools
+        found = (await ctx.ask(storage.ListStoragePools(), AUTHORITY)).pools
         out.pools = {p.id: p for p in found}
     return out
 

@@ -20,7 +20,7 @@ SUCCESS_ONLY = {"deleteVMSnapshot", "deleteVolume"}
 async def vm_objects(
     ctx: ApiContext, actor: Actor, vms: list[planner.VirtualMachine]
 ) -> list[dict[str, Any]]:
-    known = await names(ctx, actor, offerings=True)
+    known = await names(ctx, offerings=True)
     return [render.virtual_machine(vm, known) for vm in vms]
 
 
@@ -32,7 +32,7 @@ async def vm_object(ctx: ApiContext, vm_id: uuid.UUID, actor: Actor = AUTHORITY)
 async def snapshot_objects(
     ctx: ApiContext, actor: Actor, snapshots: list[planner.VmSnapshot]
 ) -> list[dict[str, Any]]:
-    known = await names(ctx, actor)
+    known = await names(ctx)
     vm_ids = {s.vm_id for s in snapshots}
     vms = {
         vm.id: vm
@@ -57,7 +57,7 @@ async def snapshot_object(ctx: ApiContext, snapshot_id: uuid.UUID) -> dict[str, 
 async def volume_objects(
     ctx: ApiContext, actor: Actor, volumes: list[storage.Volume]
 ) -> list[dict[str, Any]]:
-    known = await names(ctx, actor, pools=True)
+    known = await names(ctx, pools=True)
     vm_ids = {v.vm_id for v in volumes if v.vm_id}
     vms = {vm.id: vm for vm in (await ctx.ask(planner.ListVirtualMachines(), actor)).vms if vm.id in vm_ids}
     return [render.volume(v, known, vms) for v in volumes]
@@ -69,7 +69,7 @@ async def volume_object(ctx: ApiContext, volume_id: uuid.UUID) -> dict[str, Any]
 
 
 async def seed_objects(ctx: ApiContext, actor: Actor, seeds: list[storage.Seed]) -> list[dict[str, Any]]:
-    known = await names(ctx, actor, pools=True)
+    known = await names(ctx, pools=True)
     snapshots = {s.id: s.name for s in (await ctx.ask(planner.ListVmSnapshots(), AUTHORITY)).snapshots}
     vms = (await ctx.ask(planner.ListVirtualMachines(), AUTHORITY)).vms
     out = []

@@ -39,27 +39,13 @@ async def create_vm_snapshot(call: Call) -> dict:
         description=call.args.get("description", ""),
         memory=call.args.get("snapshotmemory", False),
     )
-    job = await call.ctx.submit(
-        command,
-        cmd=call.command,
-        actor=call.caller.actor,
-        user_id=call.caller.user_id,
-        instance_type="VmSnapshot",
-        instance_id=snapshot_id,
-    )
+    job = await call.submit(command, "VmSnapshot", snapshot_id)
     return {"id": str(snapshot_id), "jobid": str(job)}
 
 
 async def delete_vm_snapshot(call: Call) -> dict:
     snapshot = await lookup.vm_snapshot(call, call.args["vmsnapshotid"])
-    job = await call.ctx.submit(
-        planner.DeleteVmSnapshot(vm_snapshot_id=snapshot.id),
-        cmd=call.command,
-        actor=call.caller.actor,
-        user_id=call.caller.user_id,
-        instance_type="VmSnapshot",
-        instance_id=snapshot.id,
-    )
+    job = await call.submit(planner.DeleteVmSnapshot(vm_snapshot_id=snapshot.id), "VmSnapshot", snapshot.id)
     return {"jobid": str(job)}
 
 
@@ -68,14 +54,7 @@ async def revert_to_vm_snapshot(call: Call) -> dict:
     snapshot = await lookup.vm_snapshot(call, call.args["vmsnapshotid"])
     if snapshot.state != "Ready":
         raise param_error(f"VM snapshot {snapshot.name} is {snapshot.state}, not Ready")
-    job = await call.ctx.submit(
-        revert(vm_snapshot_id=snapshot.id),
-        cmd=call.command,
-        actor=call.caller.actor,
-        user_id=call.caller.user_id,
-        instance_type="VirtualMachine",
-        instance_id=snapshot.vm_id,
-    )
+    job = await call.submit(revert(vm_snapshot_id=snapshot.id), "VirtualMachine", snapshot.vm_id)
     return {"jobid": str(job)}
 
 
@@ -87,13 +66,10 @@ async def seed_template_from_vm_snapshot(call: Call) -> dict:
         raise param_error(f"VM snapshot {snapshot.name} is in zone {snapshot.zone_id}, not {zone}")
     if pool.zone_id != zone:
         raise param_error(f"storage pool {pool.name} is in zone {pool.zone_id}, not {zone}")
-    job = await call.ctx.submit(
+    job = await call.submit(
         storage.SeedTemplateFromVmSnapshot(zone_id=zone, vm_snapshot_id=snapshot.id, storage_id=pool.id),
-        cmd=call.command,
-        actor=call.caller.actor,
-        user_id=call.caller.user_id,
-        instance_type="SeededTemplate",
-        instance_id=None,
+        "SeededTemplate",
+        None,
     )
     return {"jobid": str(job)}
 

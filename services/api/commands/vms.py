@@ -74,26 +74,12 @@ async def deploy_virtual_machine(call: Call) -> dict:
         name=args.get("name"),
         display_name=args.get("displayname"),
     )
-    job = await call.ctx.submit(
-        command,
-        cmd=call.command,
-        actor=actor,
-        user_id=call.caller.user_id,
-        instance_type=VM,
-        instance_id=vm_id,
-    )
+    job = await call.submit(command, VM, vm_id, actor=actor)
     return {"id": str(vm_id), "jobid": str(job)}
 
 
 async def _lifecycle(call: Call, command: planner.PlannerCommand, vm_id: uuid.UUID) -> dict:
-    job = await call.ctx.submit(
-        command,
-        cmd=call.command,
-        actor=call.caller.actor,
-        user_id=call.caller.user_id,
-        instance_type=VM,
-        instance_id=vm_id,
-    )
+    job = await call.submit(command, VM, vm_id)
     return {"jobid": str(job)}
 
 

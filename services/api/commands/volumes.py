@@ -30,14 +30,7 @@ async def list_volumes(call: Call) -> dict:
 
 
 async def _submit(call: Call, command, volume_id: uuid.UUID, actor=None) -> uuid.UUID:
-    return await call.ctx.submit(
-        command,
-        cmd=call.command,
-        actor=actor or call.caller.actor,
-        user_id=call.caller.user_id,
-        instance_type=VOLUME,
-        instance_id=volume_id,
-    )
+    return await call.submit(command, VOLUME, volume_id, actor=actor or call.caller.actor)
 
 
 async def create_volume_from_vm_snapshot(call: Call) -> dict:
@@ -103,14 +96,7 @@ async def resize_volume(call: Call) -> dict:
 
 async def delete_volume(call: Call) -> dict:
     volume = await lookup.volume(call, call.args["id"])
-    await call.ctx.run(
-        storage.DeleteVolume(volume_id=volume.id),
-        cmd=call.command,
-        actor=call.caller.actor,
-        user_id=call.caller.user_id,
-        instance_type=VOLUME,
-        instance_id=volume.id,
-    )
+    await call.run(storage.DeleteVolume(volume_id=volume.id), VOLUME, volume.id)
     return {"success": True}
 
 
