@@ -228,7 +228,6 @@ class VmSnapshot(BaseModel):
     account_id: uuid.UUID | None = None
     zone_id: str | None = None
     description: str = ""
-    current: bool = Field(default=False, description="The VM's current snapshot: the next one's parent.")
     cpu_number: int | None = Field(default=None, description="vCPUs of the VM at the snapshot.")
     disks: list[DiskConfig] = Field(default_factory=list, description="The VM's disks at the snapshot.")
 

@@ -53,7 +53,9 @@ class ClientApi:
         session_timeout: float,
         limiter: auth.RateLimiter,
         registry,
+        secure_cookies: bool = False,
     ):
+        self.secure_cookies = secure_cookies
         self.ctx = ctx
         self.table = table
         self.session_timeout = session_timeout
@@ -106,7 +108,9 @@ class ClientApi:
                 if value is None:
                     response.del_cookie(name, path="/")
                 else:
-                    response.set_cookie(name, value, httponly=True, samesite="Strict", path="/")
+                    response.set_cookie(
+                        name, value, httponly=True, samesite="Strict", path="/", secure=self.secure_cookies
+                    )
             code = 0
         except ApiError as error:
             response, code = error_reply(command, api, error), error.code
@@ -159,7 +163,10 @@ def api_app(client: ClientApi) -> web.Application:
             raise web.HTTPNotFound(text="the console is not installed")
         return web.FileResponse(index)
 
-    app.router.add_get("/console", console_index)
+    async def console_slash(_: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/console/")  # relative links of the page resolve under /console/
+
+    app.router.add_get("/console", console_slash)
     app.router.add_get("/console/", console_index)
     if CONSOLE.is_dir():
         app.router.add_static("/console/", CONSOLE, follow_symlinks=False)

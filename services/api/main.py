@@ -34,6 +34,12 @@ class ApiSettings(ServiceSettings):
     api_session_timeout: float = Field(default=1800.0, gt=0, description="Idle seconds before a login ends.")
     api_rate_limit: float = Field(default=0.0, ge=0, description="Requests per second per API key; 0: off.")
     api_rate_burst: float = Field(default=20.0, ge=1)
+    api_cookie_secure: bool = Field(
+        default=False, description="Mark session cookies Secure (set it when TLS ends in front of the api)."
+    )
+    api_job_retention_days: float = Field(
+        default=30.0, gt=0, description="Finished async jobs (and expired sessions) are forgotten after this."
+    )
     api_query_timeout: float = Field(default=10.0, gt=0, description="Seconds a bus query may take.")
     api_sync_timeout: float = Field(
         default=60.0, gt=0, description="Seconds a synchronous command waits for its reply."
@@ -80,6 +86,7 @@ def build() -> tuple[ServiceDefinition, ApiSettings]:
             TABLE,
             session_timeout=settings.api_session_timeout,
             limiter=RateLimiter(settings.api_rate_limit, settings.api_rate_burst),
+            secure_cookies=settings.api_cookie_secure,
             registry=runtime.metrics.registry,
         )
         return api_app(client)
@@ -96,6 +103,28 @@ def build() -> tuple[ServiceDefinition, ApiSettings]:
         finally:
             await consumer.cancel()
 
+    async def forget_old_jobs(runtime: Runtime) -> None:
+        """CloudStack's job cleanup: finished jobs, their step records and expired sessions go."""
+        while True:
+            try:
+                async with runtime.pool.acquire() as conn:
+                    gone = await conn.fetchval(
+                        """WITH gone AS (DELETE FROM async_jobs WHERE status <> 0
+                               AND completed < now() - make_interval(secs => $1) RETURNING 1)
+                           SELECT count(*) FROM gone""",
+                        settings.api_job_retention_days * 86400,
+                    )
+                    await conn.execute(
+                        "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)",
+                        settings.api_job_retention_days * 86400,
+                    )
+                    await conn.execute("DELETE FROM sessions WHERE expires < now()")
+                if gone:
+                    log.info("old jobs forgotten", jobs=gone)
+            except Exception as error:
+                log.warning("job cleanup failed", error=repr(error))
+            await asyncio.sleep(3600)
+
     definition = ServiceDefinition(
         name="api",
         handlers={},
@@ -103,7 +132,7 @@ def build() -> tuple[ServiceDefinition, ApiSettings]:
         declares=[*TOPOLOGY.queues, API_JOBS],
         migrations=accounts.MIGRATIONS,
         startup=[bootstrap_admin],
-        jobs=[track_jobs],
+        jobs=[track_jobs, forget_old_jobs],
         http_app=http,
     )
     return definition, settings

@@ -150,6 +150,7 @@ def vm_snapshot(
     vms: dict[uuid.UUID, planner.VirtualMachine],
     parents: dict[uuid.UUID, str],
     volumes: list[storage.Volume],
+    current: bool,
 ) -> dict[str, Any]:
     vm = vms.get(snap.vm_id)
     zone_name = snap.zone_id or (vm.zone_id if vm else None)
@@ -164,7 +165,7 @@ def vm_snapshot(
             "description": snap.description,
             "state": snap.state,
             "type": "DiskAndMemory" if snap.memory else "Disk",
-            "current": snap.current,
+            "current": current,
             "parent": str(snap.parent_id) if snap.parent_id else None,
             "parentName": parents.get(snap.parent_id) if snap.parent_id else None,
             "virtualmachineid": str(snap.vm_id),

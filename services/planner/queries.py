@@ -67,12 +67,8 @@ async def list_virtual_machines(query: q.ListVirtualMachines, ctx: HandlerContex
 
 
 async def list_vm_snapshots(query: q.ListVmSnapshots, ctx: HandlerContext, planner: Planner):
-    # current: the snapshot a new one of the VM would hang from (its latest Ready one).
     rows = await ctx.conn.fetch(
-        """SELECT s.*, i.zone_id,
-                  s.uuid = (SELECT c.uuid FROM vm_snapshots c WHERE c.instance_uuid = s.instance_uuid
-                            AND c.state = 'Ready' ORDER BY c.created DESC LIMIT 1) AS current
-           FROM vm_snapshots s JOIN instances i ON i.uuid = s.instance_uuid
+        """SELECT s.*, i.zone_id FROM vm_snapshots s JOIN instances i ON i.uuid = s.instance_uuid
            WHERE s.state <> 'Removed'
              AND ($1::uuid IS NULL OR s.instance_uuid = $1) AND ($2::uuid IS NULL OR s.uuid = $2)
              AND ($3::uuid IS NULL OR s.account_id = $3)
@@ -94,7 +90,6 @@ async def list_vm_snapshots(query: q.ListVmSnapshots, ctx: HandlerContext, plann
                 account_id=r["account_id"],
                 zone_id=r["zone_id"],
                 description=r["description"],
-                current=bool(r["current"]),
                 cpu_number=(r["config"] or {}).get("num_cpus"),
                 disks=r["disks"] or [],
             )

@@ -39,5 +39,10 @@ async def test_revert_makes_the_snapshot_current_and_reboot_keeps_the_vm_running
         s3 = (await finished(bob.client, taken["jobid"]))["jobresult"]["vmsnapshot"]
         assert s3["parent"] == s1, "the next snapshot hangs from the one reverted to"
 
+        [now] = (await bob.client.listVirtualMachines(id=vm["id"]))["virtualmachine"]
+        if now["state"] != "Running":  # a disk-only snapshot reverts to a powered-off VM
+            started = await finished(bob.client, (await bob.client.startVirtualMachine(id=vm["id"]))["jobid"])
+            assert started["jobstatus"] == 1, started
         rebooted = await finished(bob.client, (await bob.client.rebootVirtualMachine(id=vm["id"]))["jobid"])
-        assert rebooted["jobstatus"] == 1 and rebooted["jobresult"]["virtualmachine"]["state"] == "Running"
+        assert rebooted["jobstatus"] == 1, rebooted
+        assert rebooted["jobresult"]["virtualmachine"]["state"] == "Running"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from cs import CloudStack
 
+from contracts import audit
 from tests.e2e.api_support import Client, admin, adopt, finished, raw, user
 from tests.support.stack import Stack
 
@@ -22,7 +23,7 @@ def signed(cloud: Stack, key: str, secret: str, **params) -> dict:
 
 
 async def test_refusals_are_immediate_and_change_nothing(service_env):
-    async with Stack(service_env, storage=1, planner=1, api=1) as cloud:
+    async with Stack(service_env, storage=1, planner=1, audit=1, api=1) as cloud:
         boss = admin(cloud)
         bob, alice = await user(cloud, "bob"), await user(cloud, "alice")
         vm = await adopt(cloud, "bob")
@@ -86,6 +87,12 @@ async def test_refusals_are_immediate_and_change_nothing(service_env):
             assert (status, body["errorcode"]) == (531, 531), (command, body)
         assert await alice.client.listVirtualMachines() == {}
         assert await alice.client.listVMSnapshot() == {}
+        assert await alice.client.listVolumes() == {}
+        await cloud.until(  # the audit has bob's snapshot event; alice sees none of bob's events
+            audit.ListEvents(type="ActionEvent", event_type="VMSNAPSHOT.CREATE"), lambda a: a.total > 0
+        )
+        assert (await bob.client.listEvents(type="VMSNAPSHOT.CREATE"))["count"] > 0
+        assert await alice.client.listEvents() == {}
         status, _ = await alice.client.error("listHosts")  # an admin command
         assert status == 401
 

@@ -99,9 +99,10 @@ def test_secrets_at_rest():
     sealed = keyring.seal("the secret")
     assert b"the secret" not in sealed and keyring.open(sealed) == "the secret"
     assert Keyring("another key").open(sealed) is None
-    stored = hash_password("pw")
-    assert stored.startswith("scrypt$") and "pw" not in stored.split("$", 4)[-1]
-    assert password_matches("pw", stored) and not password_matches("pW", stored)
+    password = "correct horse battery staple"
+    stored = hash_password(password)
+    assert stored.startswith("scrypt$") and password not in stored and stored != hash_password(password)
+    assert password_matches(password, stored) and not password_matches(password.upper(), stored)
     with pytest.raises(ValueError):
         Keyring("")
 

@@ -29,6 +29,18 @@ async def vm_object(ctx: ApiContext, vm_id: uuid.UUID, actor: Actor = AUTHORITY)
     return (await vm_objects(ctx, actor, vms))[0] if vms else {"id": str(vm_id)}
 
 
+def current_snapshots(snapshots: list[planner.VmSnapshot]) -> set[uuid.UUID]:
+    """Each VM's current snapshot: as the planner reports it when it does (it follows vCenter, and
+    a revert); else the VM's latest Ready one, the parent the planner gives the next snapshot."""
+    if "current" in planner.VmSnapshot.model_fields:
+        return {s.id for s in snapshots if s.current}
+    latest: dict[uuid.UUID, planner.VmSnapshot] = {}
+    for s in snapshots:  # oldest first
+        if s.state == "Ready":
+            latest[s.vm_id] = s
+    return {s.id for s in latest.values()}
+
+
 async def snapshot_objects(
     ctx: ApiContext, actor: Actor, snapshots: list[planner.VmSnapshot]
 ) -> list[dict[str, Any]]:
@@ -39,12 +51,16 @@ async def snapshot_objects(
         for vm in (await ctx.ask(planner.ListVirtualMachines(), actor)).vms
         if vm.id in vm_ids
     } if snapshots else {}  # fmt: skip
-    all_names = {s.id: s.name for s in (await ctx.ask(planner.ListVmSnapshots(), AUTHORITY)).snapshots}
+    every = (await ctx.ask(planner.ListVmSnapshots(), AUTHORITY)).snapshots
+    all_names = {s.id: s.name for s in every}
+    currents = current_snapshots(every)
     volumes: dict[uuid.UUID, list[storage.Volume]] = {}
     for vm_id in vm_ids:
         volumes[vm_id] = (await ctx.ask(storage.ListVolumes(vm_id=vm_id), actor)).volumes
     return [
-        render.vm_snapshot(s, known, vms=vms, parents=all_names, volumes=volumes.get(s.vm_id, []))
+        render.vm_snapshot(
+            s, known, vms=vms, parents=all_names, volumes=volumes.get(s.vm_id, []), current=s.id in currents
+        )
         for s in snapshots
     ]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from contracts import planner
+from contracts import planner, storage
 from services.api import render
 from services.api.commands import lookup
 from services.api.commands.results import vm_objects
-from services.api.errors import param_error
+from services.api.errors import denied, param_error
 from services.api.params import Param
 from services.api.table import Api, Call, page
 
@@ -52,6 +52,11 @@ async def deploy_virtual_machine(call: Call) -> dict:
         raise param_error(
             "Unable to execute API command deployvirtualmachine due to missing parameter zoneid"
         )
+    else:
+        templates = (await call.ctx.ask(storage.ListTemplates(zone_id=zone), lookup.AUTHORITY)).templates
+        template = next((t for t in templates if t.id == args["templateid"]), None)
+        if template is None or not template.deployable:
+            raise param_error(f"template {args['templateid']} (templateid) is not deployable in zone {zone}")
     networks = {
         n.id for n in (await call.ctx.ask(planner.ListNetworks(zone_id=zone), lookup.AUTHORITY)).networks
     }
@@ -59,6 +64,8 @@ async def deploy_virtual_machine(call: Call) -> dict:
         if network_id not in networks:
             raise param_error(f"network {network_id} (networkids) does not exist in zone {zone}")
     if "hostid" in args:
+        if not call.caller.is_admin:
+            raise denied("only an admin may choose the host (hostid)")
         hosts = {h.id for h in (await call.ctx.ask(planner.ListHosts(zone_id=zone), lookup.AUTHORITY)).hosts}
         if args["hostid"] not in hosts:
             raise param_error(f"host {args['hostid']} (hostid) does not exist in zone {zone}")
