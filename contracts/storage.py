@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import Command, Query, QueryResult, Succeeded
+from contracts.types import DeviceId, DiskBytes, Name, Ref, State, ZoneId
 from contracts.vsphere import DiskConfig
 
 
@@ -27,7 +28,7 @@ def pool_id(zone_id: str, datastore: str) -> uuid.UUID:
 class SeedTemplateFromVmSnapshot(StorageCommand):
     """Seed a template from a VM snapshot on the pool that holds it (one seeding per pair at a time)."""
 
-    zone_id: str
+    zone_id: ZoneId
     vm_snapshot_id: uuid.UUID
     storage_id: uuid.UUID
 
@@ -50,9 +51,9 @@ class CreateVolumeFromVmSnapshot(StorageCommand):
     new_volume_id: uuid.UUID = Field(description="Id the new volume will have (idempotency key).")
     vm_snapshot_id: uuid.UUID
     volume_id: uuid.UUID = Field(description="A volume of the snapshot's VM.")
-    name: str
+    name: Name
     disk_offering_id: uuid.UUID | None = None
-    zone_id: str | None = None
+    zone_id: ZoneId | None = None
 
 
 class CreateVolumeFromVmSnapshotSucceeded(Succeeded):
@@ -68,7 +69,7 @@ class AttachVolume(StorageCommand):
 
     volume_id: uuid.UUID
     vm_id: uuid.UUID
-    device_id: int | None = None
+    device_id: DeviceId | None = None
 
 
 class AttachVolumeSucceeded(Succeeded):
@@ -95,7 +96,7 @@ class ResizeVolume(StorageCommand):
     """Grow a volume (refused while its VM has VM snapshots)."""
 
     volume_id: uuid.UUID
-    size_bytes: int = Field(gt=0)
+    size_bytes: DiskBytes
 
 
 class ResizeVolumeSucceeded(Succeeded):
@@ -140,11 +141,11 @@ class RecordVirtualMachine(StorageCommand):
 
     vm_id: uuid.UUID
     account_id: uuid.UUID
-    zone_id: str
-    vm_ref: str
-    name: str
-    hypervisor: str = "VMware"
-    volumes: list[VmVolume]
+    zone_id: ZoneId
+    vm_ref: Ref
+    name: Name
+    hypervisor: Name = "VMware"
+    volumes: list[VmVolume] = Field(max_length=64)
 
 
 class RecordVirtualMachineSucceeded(Succeeded):
@@ -162,12 +163,12 @@ class RecordVmSnapshot(StorageCommand):
     vm_snapshot_id: uuid.UUID
     vm_id: uuid.UUID
     account_id: uuid.UUID
-    zone_id: str
-    vm_ref: str
-    snapshot_ref: str
-    name: str
-    hypervisor: str = "VMware"
-    disks: list[DiskConfig]
+    zone_id: ZoneId
+    vm_ref: Ref
+    snapshot_ref: Ref
+    name: Name
+    hypervisor: Name = "VMware"
+    disks: list[DiskConfig] = Field(max_length=64)
 
 
 class RecordVmSnapshotSucceeded(Succeeded):
@@ -196,10 +197,10 @@ class AllocateRootVolume(StorageCommand):
 
     volume_id: uuid.UUID
     vm_id: uuid.UUID
-    name: str
-    zone_id: str
+    name: Name
+    zone_id: ZoneId
     storage_id: uuid.UUID
-    size_bytes: int = Field(gt=0)
+    size_bytes: DiskBytes
     seed_id: uuid.UUID | None = None
     template_id: uuid.UUID | None = None
     iso_id: uuid.UUID | None = None
@@ -231,8 +232,8 @@ class CreateDiskOffering(StorageCommand):
     """Admin: a disk offering (a volume size, or custom when ``size_bytes`` is not set)."""
 
     offering_id: uuid.UUID
-    name: str
-    size_bytes: int | None = Field(default=None, gt=0)
+    name: Name
+    size_bytes: DiskBytes | None = None
 
 
 class CreateDiskOfferingSucceeded(Succeeded):
@@ -306,7 +307,7 @@ class ListStoragePools(Query):
 
     service = "storage"
 
-    zone_id: str | None = None
+    zone_id: ZoneId | None = None
     id: uuid.UUID | None = None
 
 
@@ -323,7 +324,7 @@ class ListVolumes(Query):
 
     id: uuid.UUID | None = None
     vm_id: uuid.UUID | None = None
-    state: str | None = None
+    state: State | None = None
     account_id: uuid.UUID | None = None
 
 
@@ -388,7 +389,7 @@ class ListTemplates(Query):
 
     service = "storage"
 
-    zone_id: str | None = None
+    zone_id: ZoneId | None = None
 
 
 class ListTemplatesResult(QueryResult):

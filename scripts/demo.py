@@ -7,8 +7,10 @@ simulator's src-vm into the account. `make up` then writes build/cloudstack.env 
 `make demo` goes on as the demo user: writes known bytes into the source VM's root disk, takes S1
 and S2 (child of S1), deploys one VM from S1 and two from S2 (one with --async and
 queryAsyncJobResult), and checks against vCenter what each VM is, where its root disk hangs from,
-the pool's capacity before and after, and the first deployment's audit trail. Exits 0 only if
-every check holds.
+the pool's capacity before and after, and the first deployment's audit trail; then a bus
+producer of the demo account (a RabbitMQ user of its own, registered as the account's principal)
+lists its VMs and is refused when it claims to be an admin. Every service connects as its own
+RabbitMQ user. Exits 0 only if every check holds.
 """
 
 from __future__ import annotations
@@ -20,11 +22,16 @@ import os
 import secrets
 import signal
 import sys
+import uuid
 from pathlib import Path
 
-from contracts import vsphere
+from contracts import planner, storage, vsphere
+from contracts.envelope import Actor
 from scripts.cloudstack_setup import CsCli, User, adopt, create_offering, create_user_account, write_env_file
-from scripts.demo_stack import Stack, scratch_database, scratch_vhost
+from scripts.demo_stack import PRODUCER, Stack, scratch_database, scratch_vhost, usable
+from shared.errors import DomainError
+from tests.support.infra import as_user
+from tests.support.producer import Producer, register
 from tests.support.vcsim import Simulator, sha256
 
 ZONE = "zone1"
@@ -250,6 +257,30 @@ async def poll_job(user: CsCli, jobid: str, timeout: float = 300) -> dict:
     return await user("queryAsyncJobResult", jobid=jobid)
 
 
+async def producer_job(stack: Stack, user: User, check: Checks) -> None:
+    """A bus producer of the demo account sees that account's VMs only and cannot claim another actor."""
+    account = uuid.UUID(user.account_id)
+    async with Producer(as_user(stack.amqp_url, PRODUCER)) as producer:
+        step(f"a bus producer: RabbitMQ user {producer.user}, the demo account's principal")
+        await register(stack.driver, producer, account)
+        mine = (await producer.ask(planner.ListVirtualMachines())).vms
+        print(f"  it lists {len(mine)} VMs of its account: " + ", ".join(sorted(v.name for v in mine)))
+        check(
+            len(mine) == 4 and all(v.account_id == account for v in mine),
+            "the producer sees its account's VMs",
+        )
+        check((await producer.ask(planner.ListHosts())).hosts == [], "hosts are for admins only")
+        claim = Actor(account_id=uuid.uuid4(), role="admin")
+        refused = await producer.refused(planner.StartVirtualMachine(vm_id=mine[0].id), actor=claim)
+        print(f"  claiming to be an admin: {refused['error_code']} {refused['error_text']}")
+        check(refused["error_code"] == 531, "a producer that claims another actor is refused (531)")
+        try:
+            await producer.ask(storage.ListStoragePools(), actor=claim)
+            check(False, "a query claiming another actor is refused")
+        except DomainError as error:
+            check(error.code == 531, "a query claiming another actor is refused (531)")
+
+
 # -- the two modes -----------------------------------------------------------------------------------------
 
 
@@ -274,6 +305,7 @@ async def run_up(stack: Stack, admin: CsCli, check: Checks) -> None:
 
 async def demo(args) -> int:
     amqp = scratch_vhost(os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "snapdeploy-demo")
+    await usable(amqp)
     database = await scratch_database(
         os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/snapdeploy"), "snapdeploy_demo"
     )
@@ -298,6 +330,7 @@ async def demo(args) -> int:
             return 0
         user, offering, source = await provision(stack, admin)
         await main_job(stack, admin, user, offering, source, check)
+        await producer_job(stack, user, check)
     except Exception as error:
         check(False, f"the demo stopped: {error!r}")
         stack.print_logs()

@@ -1,40 +1,58 @@
 """The stack of `make demo` and `make up`: the simulator, every service and the API as processes.
 
 They run against the local RabbitMQ and PostgreSQL in a vhost and a database of the demo's own.
-The bus connection here only syncs the zone and reads vCenter's inventory (the truth the demo
-checks against); every deployment goes through the API.
+Every service connects as its own RabbitMQ user; nobody as guest. The bus connection here only
+syncs the zone and reads vCenter's inventory (the truth the demo checks against), and registers
+the demo's bus producer; every deployment goes through the API.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import subprocess
 import urllib.parse
 
+import aio_pika
 import asyncpg
 
+from scripts import broker_users
 from shared.bus import Bus
 from tests.support.driver import Driver
+from tests.support.infra import TEST_SERVICE_USERS, as_user, producer_user, snapdeploy_users
 from tests.support.observer import Observer
 from tests.support.processes import ServiceProcess
 from tests.support.vcsim import Simulator
 
 ZONE = "zone1"
 SERVICES = {"hypervisor_agent": 8083, "planner": 8081, "storage": 8082, "audit": 8084}
+PRODUCER = "demo-team"  # a bus producer of the demo account: a RabbitMQ user of its own
 
 
 def scratch_vhost(amqp_url: str, name: str) -> str:
-    """A fresh vhost when rabbitmqctl is here (local broker); else the URL's own vhost."""
+    """A fresh vhost with snapdeploy's users and the demo's producer (scripts/broker_users.py's
+    permissions) when rabbitmqctl is here (local broker); the operator console's URL in it. Else the
+    URL as given, whose vhost must have those users already (``python -m scripts.broker_users``)."""
     if not shutil.which("rabbitmqctl"):
         return amqp_url
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"], check=True
-    )
+    users = {**snapdeploy_users(), **producer_user(PRODUCER)}
+    broker_users.import_definitions(broker_users.definitions(name, users))
     parts = urllib.parse.urlsplit(amqp_url)
-    return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(name, safe="")))
+    url = urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(name, safe="")))
+    return as_user(url, "snapdeploy-test")
+
+
+async def usable(url: str) -> None:
+    """The definitions import is asynchronous: wait until the console's user can open the vhost."""
+    for _ in range(200):
+        try:
+            await (await aio_pika.connect(url)).close()
+            return
+        except (aio_pika.exceptions.AMQPError, ConnectionError, OSError):
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"cannot connect to {url.split('@')[-1]}")
 
 
 async def scratch_database(database_url: str, name: str) -> str:
@@ -78,7 +96,8 @@ class Stack:
 
     async def start(self) -> None:
         common = {
-            "AMQP_URL": self.amqp_url, "DATABASE_URL": self.database_url, "ZONE_ID": ZONE,
+            "AMQP_URL": self.amqp_url, "BUS_SERVICE_USERS": TEST_SERVICE_USERS,  # each as its own user
+            "DATABASE_URL": self.database_url, "ZONE_ID": ZONE,
             "VCENTER_URL": self.sim.url, "VCENTER_INSECURE": "true",
             "SCAVENGER_INTERVAL": "5", "SCAVENGER_DELAY": "0",
         }  # fmt: skip

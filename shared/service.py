@@ -29,6 +29,7 @@ from shared.db.migrations import migrate
 from shared.db.outbox import OutboxRelay
 from shared.effects import DirectEffects, TransactionalEffects
 from shared.http import health_app, serve
+from shared.identity import Identity
 from shared.messaging import Handlers
 from shared.metrics import Metrics
 from shared.settings import ServiceSettings
@@ -91,7 +92,7 @@ class Service:
 
     async def run(self) -> None:
         d, s = self.definition, self.settings
-        bus = Bus(s.amqp_url, name=d.name, publish_timeout=s.publish_timeout)
+        bus = Bus(s.amqp_url, name=d.name, publish_timeout=s.publish_timeout, ca_file=s.amqp_ca_file)
         runtime = self.runtime = Runtime(s, bus, self.metrics)
         tasks: list[asyncio.Task] = []
         jobs: list[asyncio.Task] = []
@@ -126,6 +127,7 @@ class Service:
             http_runner, runtime.http_port = await serve(
                 health_app(self._checks(runtime), self.metrics, app), s.http_host, s.http_port
             )
+            identity = Identity(s.service_users(), runtime.pool)
             dispatchers, consumers = [], []
             for consumes in d.consumes:
                 dispatcher = Dispatcher(
@@ -136,6 +138,7 @@ class Service:
                     handlers=d.handlers,
                     effects=effects,
                     metrics=self.metrics,
+                    identity=identity,
                     namespace=consumes.namespace,
                     retry=RetryPolicy(s.retry_backoff_base, s.retry_backoff_max),
                     bus=bus,

@@ -15,14 +15,17 @@ from typing import Literal
 import asyncpg
 import structlog
 
+from services.audit.rows import COLUMNS
+
 log = structlog.get_logger("audit.retention")
 
 Mode = Literal["archive", "purge"]
 
 _CLAIM = "SELECT id FROM events WHERE occurred_at < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
+_MOVED = ", ".join(("id", "recorded_at", *COLUMNS))  # by name: the archive's columns are in another order
 ARCHIVE = f"""
     WITH moved AS (DELETE FROM events WHERE id IN ({_CLAIM}) RETURNING *)
-    INSERT INTO events_archive SELECT * FROM moved ON CONFLICT (id) DO NOTHING"""
+    INSERT INTO events_archive ({_MOVED}) SELECT {_MOVED} FROM moved ON CONFLICT (id) DO NOTHING"""
 PURGE = f"DELETE FROM events WHERE id IN ({_CLAIM})"
 
 

@@ -18,7 +18,7 @@ from contracts import planner as cmd
 from contracts.catalogue import failed_reply, succeeded_reply
 from contracts.envelope import Envelope
 from contracts.events import InventorySynced
-from services.planner import deploy, inventory, lifecycle, offerings, queries, saga, snapshots
+from services.planner import deploy, inventory, lifecycle, offerings, principals, queries, saga, snapshots
 from services.planner.common import Planner
 from shared.db import outbox
 from shared.messaging import HandlerContext, Handlers
@@ -111,6 +111,8 @@ WITH_SETTINGS = {
 
 PLAIN = {
     cmd.CreateServiceOffering: offerings.create_service_offering,
+    cmd.RegisterBusPrincipal: principals.register_bus_principal,
+    cmd.RemoveBusPrincipal: principals.remove_bus_principal,
     InventorySynced: inventory.inventory_synced,
 }
 

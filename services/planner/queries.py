@@ -1,10 +1,16 @@
-"""Planner queries: instances (with NICs), VM snapshots, hosts, networks, offerings."""
+"""Planner queries: instances (with NICs), VM snapshots, hosts, networks, offerings.
+
+Answers are scoped to the caller's account (``account_scope``): another account's instance or
+snapshot looks exactly like none. Hosts are the operator's: only admins and services see them.
+Networks and offerings are shared by every account.
+"""
 
 from __future__ import annotations
 
 from contracts import planner as q
 from contracts.vsphere import VmInfo
 from services.planner.common import Planner
+from shared.identity import account_scope
 from shared.messaging import HandlerContext
 
 
@@ -12,11 +18,12 @@ async def list_virtual_machines(query: q.ListVirtualMachines, ctx: HandlerContex
     rows = await ctx.conn.fetch(
         """SELECT i.*, h.name AS host_name FROM instances i LEFT JOIN hosts h ON h.uuid = i.host_uuid
            WHERE ($1::uuid IS NULL OR i.uuid = $1) AND ($2::uuid IS NULL OR i.account_id = $2)
-             AND ($3::text IS NULL OR i.state = $3)
+             AND ($3::text IS NULL OR i.state = $3) AND ($4::uuid IS NULL OR i.account_id = $4)
            ORDER BY i.created, i.name""",
         query.id,
         query.account_id,
         query.state,
+        account_scope(ctx.envelope.actor),
     )
     nics = await ctx.conn.fetch(
         """SELECT n.*, w.name AS network FROM nics n JOIN networks w ON w.uuid = n.network_uuid
@@ -71,11 +78,12 @@ async def list_vm_snapshots(query: q.ListVmSnapshots, ctx: HandlerContext, plann
         """SELECT s.*, i.zone_id FROM vm_snapshots s JOIN instances i ON i.uuid = s.instance_uuid
            WHERE s.state <> 'Removed'
              AND ($1::uuid IS NULL OR s.instance_uuid = $1) AND ($2::uuid IS NULL OR s.uuid = $2)
-             AND ($3::uuid IS NULL OR s.account_id = $3)
+             AND ($3::uuid IS NULL OR s.account_id = $3) AND ($4::uuid IS NULL OR s.account_id = $4)
            ORDER BY s.created""",
         query.vm_id,
         query.id,
         query.account_id,
+        account_scope(ctx.envelope.actor),
     )
     return q.ListVmSnapshotsResult(
         snapshots=[
@@ -99,6 +107,8 @@ async def list_vm_snapshots(query: q.ListVmSnapshots, ctx: HandlerContext, plann
 
 
 async def list_hosts(query: q.ListHosts, ctx: HandlerContext, planner: Planner):
+    if account_scope(ctx.envelope.actor) is not None:
+        return q.ListHostsResult(hosts=[])
     rows = await ctx.conn.fetch(
         "SELECT * FROM hosts WHERE ($1::text IS NULL OR zone_id = $1) ORDER BY name", query.zone_id
     )

@@ -7,7 +7,7 @@ import uuid
 
 from contracts.agent import SyncInventory
 from contracts.base import Command, Query, QueryResult
-from contracts.envelope import Envelope
+from contracts.envelope import SYSTEM, Actor, Envelope
 from contracts.vsphere import VmInfo
 from shared.bus import Bus
 from shared.bus.queries import QueryClient
@@ -16,14 +16,22 @@ from tests.support.observer import Observer
 
 
 class Driver:
-    def __init__(self, bus: Bus, events: Observer):
+    """``actor``: on whose behalf its messages say they run (the broker decides whether they do);
+    ``reply_to``: the queue its replies come to (a producer's own), else they are watched on events."""
+
+    def __init__(self, bus: Bus, events: Observer, *, actor: Actor = SYSTEM, reply_to: str | None = None):
         self.bus, self.events = bus, events
+        self.actor, self.reply_to = actor, reply_to
         self.job = uuid.uuid4()
         self.queries = QueryClient(bus, source="test")
 
-    async def send(self, command: Command, *, message_id: uuid.UUID | None = None) -> Envelope:
-        envelope = Envelope.wrap(command, source="test", correlation_id=self.job, message_id=message_id)
-        await self.bus.publish_until_confirmed(command_out(envelope, command))
+    async def send(
+        self, command: Command, *, message_id: uuid.UUID | None = None, actor: Actor | None = None
+    ) -> Envelope:
+        envelope = Envelope.wrap(
+            command, source="test", correlation_id=self.job, message_id=message_id, actor=actor or self.actor
+        )
+        await self.bus.publish_until_confirmed(command_out(envelope, command, self.reply_to))
         return envelope
 
     async def reply(self, sent: Envelope, timeout: float = 60) -> Envelope:
@@ -40,14 +48,14 @@ class Driver:
         assert reply.type == f"{command.type_name()}Succeeded", reply.payload
         return reply.payload
 
-    async def refused(self, command: Command) -> dict:
+    async def refused(self, command: Command, *, actor: Actor | None = None) -> dict:
         """Send and expect failure; the ``Failed`` payload."""
-        reply = await self.reply(await self.send(command))
+        reply = await self.reply(await self.send(command, actor=actor))
         assert reply.type == f"{command.type_name()}Failed", reply.payload
         return reply.payload
 
-    async def ask(self, query: Query, timeout: float = 10) -> QueryResult:
-        return await self.queries.ask(query, timeout=timeout)
+    async def ask(self, query: Query, timeout: float = 10, *, actor: Actor | None = None) -> QueryResult:
+        return await self.queries.ask(query, timeout=timeout, actor=actor or self.actor)
 
     async def until(
         self, query: Query, check, *, timeout: float = 30, what: str = "condition"

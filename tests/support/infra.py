@@ -3,11 +3,17 @@
 ``AMQP_URL`` / ``DATABASE_URL`` (or the local defaults) when they answer; else containers
 through testcontainers when a Docker engine is present. With ``CI`` set, a missing service
 fails the run instead of skipping it. Each test gets its own vhost and its own database.
+
+Nobody connects as ``guest``: each vhost gets snapdeploy's service users with their real
+permissions (``scripts/broker_users.py``), and the harness user ``snapdeploy-test`` that
+drives and observes the tests (a service user in the tests' ``BUS_SERVICE_USERS``).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -16,6 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+
+from contracts.identity import SERVICE_USERS
+from scripts import broker_users
 
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -43,14 +52,53 @@ def _missing(what: str, hint: str) -> None:
     pytest.skip(message)
 
 
+HARNESS_USER = "snapdeploy-test"
+# The tests' and the demo's services: snapdeploy's own users, and the harness that drives them.
+TEST_SERVICE_USERS = ",".join((*SERVICE_USERS, HARNESS_USER))
+
+
+def local_password(user: str) -> str:
+    """Passwords of the users the tests and the demo create on a local broker (never a real one)."""
+    return f"{user}-local-only"
+
+
+def as_user(url: str, user: str, password: str | None = None) -> str:
+    """The same AMQP URL, connecting as another user."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    credentials = (
+        f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password or local_password(user), safe='')}"
+    )
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{credentials}@{host}"))
+
+
+def snapdeploy_users() -> dict[str, tuple[str, broker_users.Permissions]]:
+    """Every service user with its real permissions, and the harness with all of them."""
+    users = {
+        broker_users.service_user(s): (
+            local_password(broker_users.service_user(s)),
+            broker_users.service_permissions(s),
+        )
+        for s in broker_users.SERVICES
+    }
+    users[HARNESS_USER] = (local_password(HARNESS_USER), broker_users.everything())
+    return users
+
+
+def producer_user(name: str) -> dict[str, tuple[str, broker_users.Permissions]]:
+    return {name: (local_password(name), broker_users.producer_permissions(name))}
+
+
 @dataclass
 class Broker:
     url: str  # of the default vhost
     ctl: Callable[..., str]  # runs rabbitmqctl with these arguments
+    load: Callable[[dict], None]  # imports a definitions document (vhost, users, permissions)
 
-    def url_for(self, vhost: str) -> str:
+    def url_for(self, vhost: str, user: str = HARNESS_USER) -> str:
         parts = urllib.parse.urlsplit(self.url)
-        return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(vhost, safe="")))
+        url = urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(vhost, safe="")))
+        return as_user(url, user)
 
 
 @dataclass
@@ -75,7 +123,7 @@ def start_broker(stack) -> Broker:
                 ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True
             ).stdout
 
-        return Broker(url.rsplit("/", 1)[0] + "/", ctl)
+        return Broker(url.rsplit("/", 1)[0] + "/", ctl, broker_users.import_definitions)
     if not _docker_available():
         _missing(f"RabbitMQ at {url}", "Start it: rabbitmq-server -detached (or set AMQP_URL).")
     from testcontainers.rabbitmq import RabbitMqContainer
@@ -89,7 +137,15 @@ def start_broker(stack) -> Broker:
             raise RuntimeError(out.decode())
         return out.decode()
 
-    return Broker(f"amqp://guest:guest@{host}:{port}/", container_ctl)
+    def container_load(document: dict) -> None:
+        container_ctl("eval", "ok.")  # the node is up
+        code, out = container.exec(
+            ["sh", "-c", f"echo {shlex.quote(json.dumps(document))} | rabbitmqctl -q import_definitions"]
+        )
+        if code:
+            raise RuntimeError(out.decode())
+
+    return Broker(f"amqp://guest:guest@{host}:{port}/", container_ctl, container_load)
 
 
 def start_postgres(stack) -> Postgres:

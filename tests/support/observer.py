@@ -11,11 +11,14 @@ from contracts.envelope import Envelope
 
 
 class Observer:
-    """A durable quorum queue of the test's own (it survives connection loss), bound to keys."""
+    """A durable quorum queue of the test's own (it survives connection loss), bound to keys
+    (events by default; none with ``bound=False``: a producer's reply queue)."""
 
-    def __init__(self, url: str, *bindings: tuple[str, str], queue: str = "test.observer"):
+    def __init__(
+        self, url: str, *bindings: tuple[str, str], queue: str = "test.observer", bound: bool = True
+    ):
         self.url = url
-        self.bindings = bindings or (("snapdeploy.events", "#"),)
+        self.bindings = (bindings or (("snapdeploy.events", "#"),)) if bound else ()
         self.queue_name = queue
         self.seen: list[Envelope] = []
         self._changed = asyncio.Condition()

@@ -12,7 +12,18 @@ import threading
 import time
 from pathlib import Path
 
+from scripts.broker_users import service_user
+from tests.support.infra import as_user
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def service_of(module: str) -> str | None:
+    """``services.hypervisor_agent`` -> ``agent``: whose broker user a service process connects as."""
+    if not module.startswith("services."):
+        return None
+    service = module.split(".")[1]
+    return "agent" if service == "hypervisor_agent" else service
 
 
 class ServiceProcess:
@@ -20,6 +31,9 @@ class ServiceProcess:
         self.module = module
         self.name = name or module
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        service = service_of(module)
+        if service is not None and "AMQP_URL" in env:  # every service as its own RabbitMQ user
+            self.env["AMQP_URL"] = as_user(env["AMQP_URL"], service_user(service))
         self.lines: list[dict] = []
         self.raw: list[str] = []
         self._changed = threading.Condition()
