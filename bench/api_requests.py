@@ -39,7 +39,9 @@ from cs import CloudStack
 from cs.client import transform
 
 from bench.support import scratch_vhost
+from scripts.broker_users import service_user
 from shared.settings import ServiceSettings
+from tests.support.infra import as_user
 from tests.support.processes import ROOT
 
 WARMUP = 100
@@ -141,7 +143,7 @@ def bare_server(body_file: str, port: int) -> None:
     asyncio.run(serve())
 
 
-async def main(n: int, concurrency: int) -> None:
+async def main(amqp_url: str, n: int, concurrency: int) -> None:
     settings = ServiceSettings()
     database = f"snapdeploy_bench_{uuid.uuid4().hex[:8]}"
     admin_db = await asyncpg.connect(settings.database_url.rsplit("/", 1)[0] + "/postgres")
@@ -149,10 +151,9 @@ async def main(n: int, concurrency: int) -> None:
     key, secret = f"bench-{secrets.token_hex(8)}", secrets.token_urlsafe(32)
     processes: list[subprocess.Popen] = []
     try:
-        with scratch_vhost() as amqp_url, tempfile.TemporaryDirectory() as scratch:
+        with tempfile.TemporaryDirectory() as scratch:
             logs = Path(scratch)
             env = {
-                "AMQP_URL": amqp_url,
                 "DATABASE_URL": settings.database_url.rsplit("/", 1)[0] + "/" + database,
                 "LOG_LEVEL": "INFO",
                 "API_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
@@ -163,7 +164,8 @@ async def main(n: int, concurrency: int) -> None:
             ports = {"planner": free_port(), "api": free_port(), "bare": free_port()}
             for name in ("planner", "api"):
                 log = logs / f"{name}.log"
-                processes.append(start(f"services.{name}", {**env, "HTTP_PORT": str(ports[name])}, log))
+                own = {"AMQP_URL": as_user(amqp_url, service_user(name)), "HTTP_PORT": str(ports[name])}
+                processes.append(start(f"services.{name}", {**env, **own}, log))
                 await ready(ports[name], processes[-1], log)
             endpoint = f"http://127.0.0.1:{ports['api']}/client/api"
 
@@ -219,4 +221,5 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    asyncio.run(main(args.requests, args.concurrency))
+    with scratch_vhost() as amqp_url:  # before the loop: it waits for the vhost with asyncio.run
+        asyncio.run(main(amqp_url, args.requests, args.concurrency))
