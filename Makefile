@@ -64,6 +64,7 @@ bench: install services vcsim ## benchmarks; each prints ratios against a baseli
 	$(BIN)/python -m bench.agent_concurrency
 	$(BIN)/python -m bench.deploy_concurrency
 	$(BIN)/python -m bench.audit_ingest
+	$(BIN)/python -m bench.api_requests
 
 demo: install services vcsim ## the whole stack, deployments from VM snapshots, the audit trail (exits 0 if all checks hold)
 	$(BIN)/python -m scripts.demo
