@@ -23,10 +23,10 @@ import uuid
 import asyncpg
 
 from contracts import audit, planner, storage, vsphere
+from contracts.agent import SyncInventory
+from contracts.events import InventorySynced
 from contracts.vsphere import VmInfo
-from shared.bus import Bus
-from tests.support.driver import Driver
-from tests.support.observer import Observer
+from snapdeploy.client import BusClient, Subscription
 from tests.support.processes import ServiceProcess
 from tests.support.vcsim import Simulator, sha256
 
@@ -108,26 +108,28 @@ def root_of(vm: VmInfo):
     return vsphere.root_disk(vm.disks)
 
 
-async def pool_ds1(cloud: Driver) -> storage.StoragePool:
+async def pool_ds1(cloud: BusClient) -> storage.StoragePool:
     return {p.name: p for p in (await cloud.ask(storage.ListStoragePools(zone_id=ZONE))).pools}["ds1"]
 
 
-async def main_job(cloud: Driver, sim: Simulator, check: Checks) -> None:
+async def inventory(cloud: BusClient) -> tuple[dict[str, VmInfo], InventorySynced]:
+    """Sync the zone: its VMs by name as vCenter has them now, and everything found."""
+    found = await cloud.call_caused(SyncInventory(zone_id=ZONE), InventorySynced)
+    return {vm.name: vm for vm in found.vms}, found
+
+
+async def main_job(cloud: BusClient, commands: Subscription, sim: Simulator, check: Checks) -> None:
     step("sync zone1 (vCenter datacenter DC0)")
-    vms, found = await cloud.inventory()
-    print(
-        f"  {len(found['hosts'])} hosts, {len(found['datastores'])} datastores, "
-        f"{len(found['networks'])} port groups"
-    )
-    await cloud.until(
-        planner.ListHosts(zone_id=ZONE), lambda a: len(a.hosts) == len(found["hosts"]), what="hosts"
-    )
+    vms, found = await inventory(cloud)
+    hosts = len(found.hosts)
+    print(f"  {hosts} hosts, {len(found.datastores)} datastores, {len(found.networks)} port groups")
+    await cloud.until(planner.ListHosts(zone_id=ZONE), lambda a: len(a.hosts) == hosts, what="hosts")
     await cloud.until(storage.ListStoragePools(zone_id=ZONE), lambda a: len(a.pools) == 2, what="pools")
 
     step("adopt src-vm into the demo account; create an offering")
     src = vms["src-vm"]
     adopted = await cloud.call(planner.ImportVirtualMachine(zone_id=ZONE, vm_ref=src.ref, account_id=ACCOUNT))
-    source_id = uuid.UUID(adopted["vm_id"])
+    source_id = adopted.vm_id
     offering_id = uuid.uuid4()
     await cloud.call(
         planner.CreateServiceOffering(
@@ -139,16 +141,16 @@ async def main_job(cloud: Driver, sim: Simulator, check: Checks) -> None:
     step("write known bytes, take S1, write again, take S2 (child of S1)")
     snapshots = {}
     for name, content in BYTES.items():
-        vms, _ = await cloud.inventory()
+        vms, _ = await inventory(cloud)
         sim.write(root_of(vms["src-vm"]).file, content)
         snapshots[name] = uuid.uuid4()
         made = await cloud.call(
             planner.CreateVmSnapshot(vm_snapshot_id=snapshots[name], vm_id=source_id, name=name)
         )
-        print(f"  {name}: {snapshots[name]} (parent {made['parent_id']})")
-    vms, _ = await cloud.inventory()
+        print(f"  {name}: {snapshots[name]} (parent {made.parent_id})")
+    vms, _ = await inventory(cloud)
     sim.write(root_of(vms["src-vm"]).file, b"written after S2\n")
-    check(made["parent_id"] == str(snapshots["S1"]), "S2 is a child of S1")
+    check(made.parent_id == snapshots["S1"], "S2 is a child of S1")
 
     nets = {n.name: n.id for n in (await cloud.ask(planner.ListNetworks(zone_id=ZONE))).networks}
     pool_before = await pool_ds1(cloud)
@@ -161,15 +163,14 @@ async def main_job(cloud: Driver, sim: Simulator, check: Checks) -> None:
     jobs = {}
     copies = []
     for name, source, networks in plan:
-        cloud.job = uuid.uuid4()  # each deployment is a job of its own
         request = planner.DeployVirtualMachine(
             vm_id=uuid.uuid4(), vm_snapshot_id=snapshots[source], service_offering_id=offering_id,
             network_ids=[nets[n] for n in networks], name=name,
         )  # fmt: skip
-        sent = await cloud.send(request)
+        sent = await cloud.send(request)  # each deployment is a job of its own
         reply = await cloud.reply(sent, timeout=300)
         jobs[name] = sent.correlation_id
-        copies.append(len([e for e in cloud.events.seen if e.type == "SeedTemplate"]))
+        copies.append(len(commands.matching(lambda e: e.type == "SeedTemplate")))
         check(
             reply.type == "DeployVirtualMachineSucceeded",
             f"{name} deployed from {source}: {reply.payload.get('error_text', 'ok')}",
@@ -177,7 +178,7 @@ async def main_job(cloud: Driver, sim: Simulator, check: Checks) -> None:
     check(copies == [1, 2, 2], "one seed per snapshot: vm-3 (second from S2) copied no disk")
 
     step("the VMs")
-    vms, _ = await cloud.inventory()
+    vms, _ = await inventory(cloud)
     seeds = {s.install_path: s for s in (await cloud.ask(storage.ListSeeds())).seeds}
     snapshot_names = {v: k for k, v in snapshots.items()}
     for name, source, networks in plan:
@@ -274,15 +275,9 @@ async def demo(args) -> int:
                 loop.add_signal_handler(sig, stop.set)
             await stop.wait()
             return 0
-        bus = Bus(amqp, name="demo")
-        await bus.connect()
-        try:
-            async with Observer(
-                amqp, ("snapdeploy.events", "#"), ("snapdeploy.commands", "#"), queue="demo.observer"
-            ) as events:
-                await main_job(Driver(bus, events), sim, check)
-        finally:
-            await bus.close()
+        async with BusClient(amqp, name="demo") as cloud:
+            commands = await cloud.subscribe(("snapdeploy.commands", "#"))
+            await main_job(cloud, commands, sim, check)
     except Exception as error:
         check(False, f"the demo stopped: {error!r}")
         for process in processes:
