@@ -90,13 +90,14 @@ class Subscription:
             kind = next((e.type for e in EXCHANGES if e.name == name), "topic")
             exchange = await self._channel.declare_exchange(name, kind, durable=True)
             await self._queue.bind(exchange, key)
-        await self._queue.consume(self._on_message)
+        self._tag = await self._queue.consume(self._on_message)
         return self
 
     async def close(self) -> None:
         if self in self.client._subscriptions:
             self.client._subscriptions.remove(self)
         if self._channel is not None and not self._channel.is_closed:
+            await self._queue.cancel(self._tag)
             await self._queue.delete(if_unused=False, if_empty=False)
             await self._channel.close()
 
