@@ -15,14 +15,20 @@ from typing import Literal
 import asyncpg
 import structlog
 
+from services.audit.rows import COLUMNS
+
 log = structlog.get_logger("audit.retention")
 
 Mode = Literal["archive", "purge"]
 
 _CLAIM = "SELECT id FROM events WHERE occurred_at < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
+_ARCHIVED = ", ".join(("id", "recorded_at", *COLUMNS))  # by name: the archive's column order differs
 ARCHIVE = f"""
     WITH moved AS (DELETE FROM events WHERE id IN ({_CLAIM}) RETURNING *)
-    INSERT INTO events_archive SELECT * FROM moved ON CONFLICT (id) DO NOTHING"""
+    INSERT INTO events_archive ({_ARCHIVED}) SELECT {_ARCHIVED} FROM moved ON CONFLICT (id) DO NOTHING"""
+# What the CloudStack republish remembers of actions goes with the same age (the VMs of VM
+# snapshots stay: a snapshot outlives any retention).
+FORGET = ("DELETE FROM cloudstack_actions WHERE updated < $1",)
 PURGE = f"DELETE FROM events WHERE id IN ({_CLAIM})"
 
 
@@ -36,6 +42,9 @@ async def apply_once(pool: asyncpg.Pool, *, older_than: datetime, mode: Mode, ba
         done = int(status.rsplit(" ", 1)[-1])
         total += done
         if done < batch:
+            async with pool.acquire() as conn:
+                for statement in FORGET:
+                    await conn.execute(statement, older_than)
             return total
 
 

@@ -43,6 +43,7 @@ class EventRow:
     actor_account_id: uuid.UUID | None
     actor_role: str | None
     account_id: uuid.UUID | None
+    actor_user_id: uuid.UUID | None = None
     event_type: str | None = None
     state: str | None = None
     level: str | None = None
@@ -95,6 +96,7 @@ def to_row(envelope: Envelope, *, exchange: str, routing_key: str) -> EventRow:
         "occurred_at": envelope.occurred_at,
         "actor_account_id": envelope.actor.account_id,
         "actor_role": envelope.actor.role,
+        "actor_user_id": envelope.actor.user_id,
         "account_id": envelope.actor.account_id,
         "payload": json.dumps(envelope.payload, separators=(",", ":")),
     }
