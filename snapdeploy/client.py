@@ -11,15 +11,18 @@ Who you are comes from the broker connection (the user and password in the AMQP 
 never sets an envelope ``actor`` of its own, so a caller that is not a snapdeploy service needs
 none, and sees and acts on what its broker user's account may.
 
-Every command goes with ``reply_to`` = a quorum queue of this client's own (it survives a lost
-connection; the broker removes it ``INBOX_EXPIRY_MS`` after the client is gone), and its one
-terminal reply, ``<Command>Succeeded`` or ``<Command>Failed``, comes back there. Queries use
-direct reply-to. Every wait has a deadline.
+Every command goes with ``reply_to`` = a quorum queue of this client's own,
+``producer.<broker user>.<name>.<id>`` (a producer's permissions cover only its own queues; the
+queue survives a lost connection, and the broker removes it ``INBOX_EXPIRY_MS`` after the client
+is gone), and its one terminal reply, ``<Command>Succeeded`` or ``<Command>Failed``, comes back
+there. Queries use direct reply-to. Every wait has a deadline. Subscribing to events needs a
+broker user that may read the exchange (an operator's, a service's): producers may not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -30,7 +33,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from contracts.base import Command, CommandFailed, Event, Query, QueryResult, Succeeded, snake
 from contracts.catalogue import CATALOGUE, Catalogue, failed_reply, succeeded_reply
 from contracts.envelope import Envelope
-from contracts.topology import EVENTS, EXCHANGES
+from contracts.topology import EVENTS
 from shared.bus import Bus
 from shared.bus.queries import QueryClient
 from shared.errors import DomainError
@@ -56,6 +59,12 @@ class CommandRefused(DomainError):
 
     def __str__(self) -> str:
         return f"{self.reply.type} ({self.code}): {self.text}"
+
+
+def queue_prefix(amqp_url: str) -> str:
+    """A bus producer declares, reads and gets replies on its own queues only: ``producer.<broker user>.``."""
+    user = urllib.parse.unquote(urllib.parse.urlsplit(amqp_url).username or "guest")
+    return f"producer.{user}."
 
 
 def is_terminal_reply(envelope: Envelope) -> bool:
@@ -85,10 +94,7 @@ class Subscription:
             durable=True,
             arguments={"x-queue-type": "quorum", "x-expires": INBOX_EXPIRY_MS},
         )
-        for name, key in self.bindings:
-            # Declared (idempotently) as the topology has it: a subscriber may come before any service.
-            kind = next((e.type for e in EXCHANGES if e.name == name), "topic")
-            exchange = await self._channel.declare_exchange(name, kind, durable=True)
+        for exchange, key in self.bindings:  # declared by the services; binding needs read on it
             await self._queue.bind(exchange, key)
         self._tag = await self._queue.consume(self._on_message)
         return self
@@ -165,7 +171,7 @@ class BusClient:
         self.name = name
         self.catalogue = catalogue
         self.bus = Bus(amqp_url, name=name, publish_timeout=publish_timeout)
-        self.inbox = f"client.{name}.{uuid.uuid4().hex[:12]}"
+        self.inbox = f"{queue_prefix(amqp_url)}{name}.{uuid.uuid4().hex[:12]}"
         self._waiting: dict[uuid.UUID, asyncio.Future[Envelope]] = {}
         self._replies: OrderedDict[uuid.UUID, Envelope] = OrderedDict()
         self._subscriptions: list[Subscription] = []

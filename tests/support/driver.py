@@ -56,5 +56,6 @@ async def watching(url: str, *, name: str = "test") -> tuple[BusClient, Subscrip
     """A connected client and its subscription to every event and command (close the client after)."""
     client = BusClient(url, name=name)
     await client.connect()
+    await client.bus.declare([])  # the exchanges, in case the test watches before any service runs
     events = await client.subscribe(("snapdeploy.events", "#"), ("snapdeploy.commands", "#"), history=None)
     return client, events

@@ -17,6 +17,7 @@ class Observer:
 
     async def __aenter__(self) -> Subscription:
         await self.client.connect()
+        await self.client.bus.declare([])  # the exchanges, in case no service has declared them yet
         return await self.client.subscribe(*self.bindings, history=None)
 
     async def __aexit__(self, *exc) -> None:
