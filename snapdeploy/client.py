@@ -32,7 +32,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from contracts.base import Command, CommandFailed, Event, Query, QueryResult, Succeeded, snake
 from contracts.catalogue import CATALOGUE, Catalogue, failed_reply, succeeded_reply
-from contracts.envelope import Envelope
+from contracts.envelope import SYSTEM, Actor, Envelope
 from contracts.topology import EVENTS
 from shared.bus import Bus
 from shared.bus.queries import QueryClient
@@ -198,11 +198,19 @@ class BusClient:
     # -- commands ----------------------------------------------------------------------------------
 
     async def send(
-        self, command: Command, *, job: uuid.UUID | None = None, message_id: uuid.UUID | None = None
+        self,
+        command: Command,
+        *,
+        job: uuid.UUID | None = None,
+        message_id: uuid.UUID | None = None,
+        actor: Actor = SYSTEM,
     ) -> Envelope:
-        """Publish ``command`` (broker-confirmed) as a job of its own, or of ``job``; the envelope sent."""
+        """Publish ``command`` (broker-confirmed) as a job of its own, or of ``job``; the envelope sent.
+
+        ``actor``: leave it; who you are is your broker user. Only a snapdeploy service user (the
+        api acting for its caller) may state another, and a message claiming one is refused (531)."""
         envelope = Envelope.wrap(
-            command, source=self.name, correlation_id=job or uuid.uuid4(), message_id=message_id
+            command, source=self.name, correlation_id=job or uuid.uuid4(), message_id=message_id, actor=actor
         )
         await self.bus.publish_until_confirmed(command_out(envelope, command, reply_to=self.inbox))
         return envelope
@@ -236,10 +244,10 @@ class BusClient:
             self._replies.popitem(last=False)
 
     async def call(
-        self, command: Command, *, timeout: float = 60.0, job: uuid.UUID | None = None
+        self, command: Command, *, timeout: float = 60.0, job: uuid.UUID | None = None, actor: Actor = SYSTEM
     ) -> Succeeded:
         """Send and await the terminal reply: the typed ``<Command>Succeeded``, or CommandRefused."""
-        reply = await self.reply(await self.send(command, job=job), timeout=timeout)
+        reply = await self.reply(await self.send(command, job=job, actor=actor), timeout=timeout)
         if reply.type == failed_reply(type(command)).type_name():
             raise CommandRefused(reply)
         return succeeded_reply(type(command)).model_validate(reply.payload)
@@ -261,9 +269,11 @@ class BusClient:
 
     # -- queries -----------------------------------------------------------------------------------
 
-    async def ask(self, query: Query, *, timeout: float = 10.0) -> QueryResult:
-        """The typed answer; a ``QueryFailed`` raises DomainError, no answer in time TimeoutError."""
-        return await self._queries.ask(query, timeout=timeout)
+    async def ask(self, query: Query, *, timeout: float = 10.0, actor: Actor = SYSTEM) -> QueryResult:
+        """The typed answer; a ``QueryFailed`` raises DomainError, no answer in time TimeoutError.
+
+        Answers are what your broker user's account may see (``actor`` as for ``send``)."""
+        return await self._queries.ask(query, timeout=timeout, actor=actor)
 
     async def until(
         self,
