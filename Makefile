@@ -10,7 +10,7 @@ ASYNCAPI_CHECK := scripts/asyncapi
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/snapdeploy
 
-.PHONY: help install services db test unit integration e2e lint asyncapi asyncapi-parser asyncapi-check samples vcsim bench demo up clean
+.PHONY: help install services db browser test unit integration e2e lint asyncapi asyncapi-parser asyncapi-check samples vcsim bench demo up clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,7 +28,10 @@ services: ## start RabbitMQ and PostgreSQL if they are down, create the database
 
 db: services
 
-test: install services vcsim asyncapi-parser ## every test: unit, integration (real broker + database), e2e
+browser: ## headless Chromium and its chromedriver from Debian, for the console's browser tests
+	@scripts/ensure-browser
+
+test: install services vcsim browser asyncapi-parser ## every test: unit, integration (real broker + database), e2e
 	$(BIN)/pytest -q
 
 unit: install asyncapi-parser ## unit tests only (no network)
@@ -37,7 +40,7 @@ unit: install asyncapi-parser ## unit tests only (no network)
 integration: install services vcsim ## integration tests (real broker, database, simulator)
 	$(BIN)/pytest -q tests/integration
 
-e2e: install services vcsim ## end-to-end tests (every service as a process, the simulator)
+e2e: install services vcsim browser ## end-to-end tests (every service as a process, the simulator)
 	$(BIN)/pytest -q tests/e2e
 
 lint: install ## ruff

@@ -19,8 +19,8 @@ from contracts import agent as cmd
 from contracts.events import InventorySynced
 from shared import logging as snap_logging
 from snapdeploy.client import BusClient
-from tests.support.processes import ServiceProcess
-from tests.support.vcsim import Simulator
+from snapdeploy.local.processes import ServiceProcess
+from snapdeploy.local.simulator import Simulator
 
 ZONE = "zone1"
 DEADLINE = 300.0

@@ -34,6 +34,7 @@ from shared.db import create_pool, outbox
 from shared.db.migrations import migrate
 from shared.db.outbox import OutboxRelay
 from shared.effects import TransactionalEffects
+from shared.identity import Identity
 from shared.messaging import HandlerContext, command_out
 from shared.metrics import Metrics
 from shared.settings import ServiceSettings
@@ -143,6 +144,7 @@ async def main(url: str, n: int) -> None:
         dispatcher = Dispatcher(
             consumer="bench", source="bench", queue=spec, catalogue=catalogue,
             handlers={BenchTick: tick}, effects=effects, metrics=Metrics(), namespace="bench",
+            identity=Identity(settings.service_users(), pool),
         )  # fmt: skip
         started = time.perf_counter()
         await bus.consume(spec, dispatcher, prefetch=64)

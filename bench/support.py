@@ -1,9 +1,10 @@
-"""What the benchmarks share: a scratch RabbitMQ vhost, removed afterwards."""
+"""What the benchmarks share: a scratch RabbitMQ vhost with snapdeploy's users, removed afterwards."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import time
 import uuid
@@ -12,6 +13,8 @@ from collections.abc import Iterator
 import aio_pika
 
 from shared.settings import ServiceSettings
+from snapdeploy.broker_users import definitions, import_definitions
+from snapdeploy.local.users import TEST_SERVICE_USERS, as_user, snapdeploy_users
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -20,14 +23,26 @@ def rabbitmqctl(*args: str) -> None:
 
 @contextlib.contextmanager
 def scratch_vhost() -> Iterator[str]:
-    """An AMQP URL of a new vhost that exists for the duration of the block."""
+    """An AMQP URL of a new vhost that exists for the duration of the block (as the harness user;
+    services started by ``ServiceProcess`` connect as their own users)."""
     vhost = f"snapdeploy-bench-{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", vhost)
+    import_definitions(definitions(vhost, snapdeploy_users()))
+    os.environ["BUS_SERVICE_USERS"] = TEST_SERVICE_USERS
     try:
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield ServiceSettings().amqp_url.rsplit("/", 1)[0] + "/" + vhost
+        url = as_user(ServiceSettings().amqp_url.rsplit("/", 1)[0] + "/" + vhost, "snapdeploy-test")
+        for _ in range(200):  # the import is asynchronous
+            try:
+                asyncio.run(_open(url))
+                break
+            except Exception:
+                time.sleep(0.05)
+        yield url
     finally:
         rabbitmqctl("delete_vhost", vhost)
+
+
+async def _open(url: str) -> None:
+    await (await aio_pika.connect(url)).close()
 
 
 async def raw_consume(url: str, queue: str, n: int, prefetch: int) -> float:

@@ -9,6 +9,19 @@ from __future__ import annotations
 from pydantic import Field
 
 from contracts.base import AgentCommand, Succeeded
+from contracts.types import (
+    Count,
+    DatastoreName,
+    DatastorePath,
+    Description,
+    DeviceKey,
+    DiskBytes,
+    Mac,
+    MemoryMb,
+    Name,
+    Ref,
+    Vcpus,
+)
 from contracts.vsphere import DiskConfig, SnapshotInfo, VmSnapshotConfig
 
 # -- inventory and snapshots ------------------------------------------------------------------
@@ -32,8 +45,8 @@ class SyncInventorySucceeded(Succeeded):
 class GetVmSnapshotConfigs(AgentCommand):
     """Configuration of a VM as it was when the snapshot was taken (the spec's new agent command)."""
 
-    vm_ref: str
-    snapshot_ref: str
+    vm_ref: Ref
+    snapshot_ref: Ref
 
 
 class GetVmSnapshotConfigsSucceeded(Succeeded):
@@ -47,10 +60,10 @@ class GetVmSnapshotConfigsSucceeded(Succeeded):
 class CreateVmSnapshot(AgentCommand):
     """Take a vSphere snapshot of a VM (child of its current snapshot)."""
 
-    vm_ref: str
-    snapshot_id: str = Field(description="snapdeploy id of the snapshot; makes the command idempotent.")
-    name: str
-    description: str = ""
+    vm_ref: Ref
+    snapshot_id: Ref = Field(description="snapdeploy id of the snapshot; makes the command idempotent.")
+    name: Name
+    description: Description = ""
     memory: bool = False
     quiesce: bool = False
 
@@ -65,8 +78,8 @@ class CreateVmSnapshotSucceeded(Succeeded):
 class RemoveVmSnapshot(AgentCommand):
     """Remove one vSphere snapshot (its children are kept). Removing a missing snapshot succeeds."""
 
-    vm_ref: str
-    snapshot_ref: str
+    vm_ref: Ref
+    snapshot_ref: Ref
 
 
 class RemoveVmSnapshotSucceeded(Succeeded):
@@ -85,10 +98,10 @@ class SeedTemplate(AgentCommand):
     Data disks and memory state are ignored. The template gets a base snapshot
     (``cloud.template.base``) from which linked clones are made."""
 
-    seed_id: str = Field(description="snapdeploy id of the seed (vm_snapshot_spool_ref uuid).")
-    vm_ref: str
-    snapshot_ref: str
-    datastore: str = Field(description="Datastore name; must hold the snapshot's root disk.")
+    seed_id: Ref = Field(description="snapdeploy id of the seed (vm_snapshot_spool_ref uuid).")
+    vm_ref: Ref
+    snapshot_ref: Ref
+    datastore: DatastoreName = Field(description="Datastore name; must hold the snapshot's root disk.")
 
 
 class SeedTemplateSucceeded(Succeeded):
@@ -105,12 +118,12 @@ class SeedTemplateSucceeded(Succeeded):
 class CloneFromSnapshot(AgentCommand):
     """Linked clone of a seeded template onto a chosen host and datastore, NICs stripped."""
 
-    vm_id: str = Field(description="snapdeploy id of the new instance.")
-    vm_name: str
-    template_ref: str
-    base_snapshot_ref: str
-    host_ref: str
-    datastore: str
+    vm_id: Ref = Field(description="snapdeploy id of the new instance.")
+    vm_name: Name
+    template_ref: Ref
+    base_snapshot_ref: Ref
+    host_ref: Ref
+    datastore: DatastoreName
 
 
 class CloneFromSnapshotSucceeded(Succeeded):
@@ -125,10 +138,10 @@ class CloneFromSnapshotSucceeded(Succeeded):
 class CopyVolumeFromSnapshot(AgentCommand):
     """Full copy of one disk of a VM snapshot into a standalone disk on the same datastore."""
 
-    volume_id: str = Field(description="snapdeploy id of the new volume.")
-    vm_ref: str
-    snapshot_ref: str
-    disk_key: int
+    volume_id: Ref = Field(description="snapdeploy id of the new volume.")
+    vm_ref: Ref
+    snapshot_ref: Ref
+    disk_key: DeviceKey
 
 
 class CopyVolumeFromSnapshotSucceeded(Succeeded):
@@ -146,11 +159,11 @@ class CopyVolumeFromSnapshotSucceeded(Succeeded):
 class ReconfigureVm(AgentCommand):
     """Set vCPUs, cores per socket, memory (and CPU reservation) of a VM."""
 
-    vm_ref: str
-    num_cpus: int = Field(ge=1)
-    cores_per_socket: int = Field(default=1, ge=1)
-    memory_mb: int = Field(ge=1)
-    cpu_mhz: int | None = None
+    vm_ref: Ref
+    num_cpus: Vcpus
+    cores_per_socket: Vcpus = 1
+    memory_mb: MemoryMb
+    cpu_mhz: Count | None = Field(default=None, description="CPU reservation, MHz (all vCPUs).")
 
 
 class ReconfigureVmSucceeded(Succeeded):
@@ -162,11 +175,11 @@ class ReconfigureVmSucceeded(Succeeded):
 class AttachNic(AgentCommand):
     """Add a NIC on a port group; the NIC's snapdeploy id makes it idempotent."""
 
-    vm_ref: str
-    nic_id: str
-    network: str = Field(description="Port group name.")
-    adapter_type: str = "vmxnet3"
-    mac: str | None = None
+    vm_ref: Ref
+    nic_id: Ref
+    network: Name = Field(description="Port group name.")
+    adapter_type: Name = "vmxnet3"
+    mac: Mac | None = None
 
 
 class AttachNicSucceeded(Succeeded):
@@ -181,9 +194,9 @@ class AttachNicSucceeded(Succeeded):
 class DetachNic(AgentCommand):
     """Remove a NIC (by MAC). Removing a missing NIC succeeds."""
 
-    vm_ref: str
-    nic_id: str
-    mac: str
+    vm_ref: Ref
+    nic_id: Ref
+    mac: Mac
 
 
 class DetachNicSucceeded(Succeeded):
@@ -196,7 +209,7 @@ class DetachNicSucceeded(Succeeded):
 class PowerOnVm(AgentCommand):
     """Power a VM on (already on: success)."""
 
-    vm_ref: str
+    vm_ref: Ref
 
 
 class PowerOnVmSucceeded(Succeeded):
@@ -209,7 +222,7 @@ class PowerOnVmSucceeded(Succeeded):
 class PowerOffVm(AgentCommand):
     """Power a VM off (already off: success)."""
 
-    vm_ref: str
+    vm_ref: Ref
 
 
 class PowerOffVmSucceeded(Succeeded):
@@ -221,7 +234,7 @@ class PowerOffVmSucceeded(Succeeded):
 class DestroyVm(AgentCommand):
     """Power off and destroy a VM with its own disks. Destroying a missing VM succeeds."""
 
-    vm_ref: str
+    vm_ref: Ref
 
 
 class DestroyVmSucceeded(Succeeded):
@@ -233,9 +246,9 @@ class DestroyVmSucceeded(Succeeded):
 class AttachDisk(AgentCommand):
     """Attach an existing disk file to a VM, at a unit number if given."""
 
-    vm_ref: str
-    disk_path: str
-    unit_number: int | None = None
+    vm_ref: Ref
+    disk_path: DatastorePath
+    unit_number: DeviceKey | None = None
 
 
 class AttachDiskSucceeded(Succeeded):
@@ -248,8 +261,8 @@ class AttachDiskSucceeded(Succeeded):
 class DetachDisk(AgentCommand):
     """Detach a disk from a VM and keep its file."""
 
-    vm_ref: str
-    disk_path: str
+    vm_ref: Ref
+    disk_path: DatastorePath
 
 
 class DetachDiskSucceeded(Succeeded):
@@ -262,9 +275,9 @@ class DetachDiskSucceeded(Succeeded):
 class ExtendDisk(AgentCommand):
     """Grow a disk to a new size (never shrink)."""
 
-    disk_path: str
-    size_bytes: int = Field(gt=0)
-    vm_ref: str | None = Field(default=None, description="The VM the disk is attached to, if any.")
+    disk_path: DatastorePath
+    size_bytes: DiskBytes
+    vm_ref: Ref | None = Field(default=None, description="The VM the disk is attached to, if any.")
 
 
 class ExtendDiskSucceeded(Succeeded):
@@ -277,7 +290,7 @@ class ExtendDiskSucceeded(Succeeded):
 class DeleteDisk(AgentCommand):
     """Delete a standalone disk file. Deleting a missing disk succeeds."""
 
-    disk_path: str
+    disk_path: DatastorePath
 
 
 class DeleteDiskSucceeded(Succeeded):
@@ -289,7 +302,7 @@ class DeleteDiskSucceeded(Succeeded):
 class DeleteTemplate(AgentCommand):
     """Delete a seeded template and its disk. Deleting a missing template succeeds."""
 
-    template_ref: str
+    template_ref: Ref
 
 
 class DeleteTemplateSucceeded(Succeeded):

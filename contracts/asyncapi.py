@@ -14,7 +14,16 @@ import yaml
 from contracts.base import snake
 from contracts.catalogue import CATALOGUE, MessageSpec
 from contracts.envelope import Envelope
-from contracts.topology import COMMANDS, EVENTS, QUERIES, TOPOLOGY, Exchange, QueueSpec, agent_commands_queue
+from contracts.topology import (
+    API_JOBS,
+    COMMANDS,
+    EVENTS,
+    QUERIES,
+    TOPOLOGY,
+    Exchange,
+    QueueSpec,
+    agent_commands_queue,
+)
 
 VERSION = "0.1.0"
 
@@ -135,7 +144,7 @@ def document() -> dict[str, Any]:
             "summary": (f"{handled_by} handles it" if handled_by else f"emitted by {spec.namespace}"),
             "bindings": {"amqp": _operation_binding(spec)},
         }
-    for queue in (*TOPOLOGY.queues, agent_commands_queue("{zone}")):
+    for queue in (*TOPOLOGY.queues, agent_commands_queue("{zone}"), API_JOBS):
         channels[f"queue.{queue.name}"] = _queue_channel(queue)
     return {
         "asyncapi": "3.0.0",

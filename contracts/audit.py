@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import Query, QueryResult
+from contracts.types import INT32_MAX, EventType, TypeName
 
 
 class AuditRecord(BaseModel):
@@ -27,6 +28,7 @@ class AuditRecord(BaseModel):
     occurred_at: datetime
     recorded_at: datetime
     actor_account_id: uuid.UUID | None
+    broker_user: str | None = Field(default=None, description="The RabbitMQ user that published it.")
     account_id: uuid.UUID | None = Field(description="The ActionEvent's account, else the actor's.")
     event_type: str | None = Field(description="ActionEvent: CloudStack event type, e.g. VM.CREATE.")
     state: str | None = Field(description="ActionEvent state, or the vCenter task state.")
@@ -56,12 +58,12 @@ class ListEvents(Query):
 
     correlation_id: uuid.UUID | None = None
     resource_id: uuid.UUID | None = None
-    type: str | None = None
-    event_type: str | None = None
+    type: TypeName | None = None
+    event_type: EventType | None = None
     account_id: uuid.UUID | None = None
     since: datetime | None = None
     until: datetime | None = None
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=INT32_MAX)
     page_size: int = Field(default=100, ge=1, le=1000)
 
 

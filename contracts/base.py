@@ -13,6 +13,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.types import ZoneId
+
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -47,7 +49,7 @@ class AgentCommand(Command):
 
     service: ClassVar[str] = "agent"
 
-    zone_id: str = Field(description="Zone (vCenter datacenter) whose agent runs the command.")
+    zone_id: ZoneId = Field(description="Zone (vCenter datacenter) whose agent runs the command.")
 
     def routing_key(self) -> str:
         return f"agent.{self.zone_id}.{snake(self.type_name())}"

@@ -81,6 +81,20 @@ class ResourceStateChanged(Event):
     reason: str | None = None
 
 
+class BusPrincipalChanged(Event):
+    """A RabbitMQ user now acts as an account and role on the bus (or, ``removed``, for no one).
+
+    The planner owns the mapping (``RegisterBusPrincipal``, ``RemoveBusPrincipal``); every
+    service that answers producers keeps a copy in its own schema. ``version`` grows with each
+    change of one user, so a copy never goes back to an older state."""
+
+    broker_user: str
+    account_id: uuid.UUID | None
+    role: Literal["admin", "user"] | None
+    removed: bool = False
+    version: int = Field(ge=1)
+
+
 class QueryFailed(Event):
     """A query could not be answered (bad filter, unknown id); sent to the caller's reply-to."""
 

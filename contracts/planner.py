@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from contracts.base import Command, Query, QueryResult, Succeeded
+from contracts.types import BrokerUser, CpuMhz, Description, MemoryMb, Name, Ref, State, Vcpus, ZoneId
+from contracts.vsphere import DiskConfig, VmInfo
 
 
 class PlannerCommand(Command):
@@ -25,17 +29,19 @@ class DeployVirtualMachine(PlannerCommand):
     )
     vm_snapshot_id: uuid.UUID | None = None
     template_id: uuid.UUID | None = None
-    zone_id: str | None = None
+    zone_id: ZoneId | None = None
     service_offering_id: uuid.UUID | None = None
-    network_ids: list[uuid.UUID] = Field(default_factory=list)
+    network_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10)  # vSphere: 10 NICs per VM
     host_id: uuid.UUID | None = None
-    name: str | None = None
-    display_name: str | None = None
+    name: Name | None = None
+    display_name: Name | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> DeployVirtualMachine:
         if (self.vm_snapshot_id is None) == (self.template_id is None):
-            raise ValueError("exactly one of vm_snapshot_id and template_id is required")
+            raise PydanticCustomError(
+                "one_source", "exactly one of vm_snapshot_id and template_id is required"
+            )
         return self
 
 
@@ -92,8 +98,8 @@ class CreateVmSnapshot(PlannerCommand):
 
     vm_snapshot_id: uuid.UUID = Field(description="Id the snapshot will have (idempotency key).")
     vm_id: uuid.UUID
-    name: str
-    description: str = ""
+    name: Name
+    description: Description = ""
     memory: bool = False
 
 
@@ -120,8 +126,8 @@ class DeleteVmSnapshotSucceeded(Succeeded):
 class ImportVirtualMachine(PlannerCommand):
     """Adopt a VM found in vCenter (with its snapshot tree) into an account."""
 
-    zone_id: str
-    vm_ref: str
+    zone_id: ZoneId
+    vm_ref: Ref
     account_id: uuid.UUID
     service_offering_id: uuid.UUID | None = None
 
@@ -137,16 +143,48 @@ class CreateServiceOffering(PlannerCommand):
     """Admin: a compute offering (vCPUs, CPU speed, memory)."""
 
     offering_id: uuid.UUID
-    name: str
-    cpu_number: int = Field(ge=1)
-    cpu_speed_mhz: int = Field(ge=1)
-    memory_mb: int = Field(ge=1)
+    name: Name
+    cpu_number: Vcpus
+    cpu_speed_mhz: CpuMhz
+    memory_mb: MemoryMb
 
 
 class CreateServiceOfferingSucceeded(Succeeded):
     """The offering exists."""
 
     offering_id: uuid.UUID
+
+
+class RegisterBusPrincipal(PlannerCommand):
+    """Admin: a RabbitMQ user that is not a snapdeploy service acts on the bus as this account and role.
+
+    Messages whose AMQP ``user_id`` is that user run as this principal; one that states another
+    actor is refused (531). Registering again replaces the account and role. Every service learns
+    it from ``BusPrincipalChanged``."""
+
+    broker_user: BrokerUser
+    account_id: uuid.UUID
+    role: Literal["admin", "user"] = "user"
+
+
+class RegisterBusPrincipalSucceeded(Succeeded):
+    """The broker user acts as the principal."""
+
+    broker_user: str
+    account_id: uuid.UUID
+    role: str
+
+
+class RemoveBusPrincipal(PlannerCommand):
+    """Admin: the RabbitMQ user no longer acts for anyone; its messages are refused (531)."""
+
+    broker_user: BrokerUser
+
+
+class RemoveBusPrincipalSucceeded(Succeeded):
+    """The broker user has no principal."""
+
+    broker_user: str
 
 
 _IDS = uuid.UUID("9b7e3f1a-2c4d-4e8f-a1b2-c3d4e5f60718")
@@ -209,6 +247,7 @@ class VirtualMachine(BaseModel):
     pool: str | None
     nics: list[Nic]
     reason: str | None
+    created: datetime | None = None
 
 
 class VmSnapshot(BaseModel):
@@ -223,6 +262,11 @@ class VmSnapshot(BaseModel):
     state: str
     memory: bool
     created: datetime
+    account_id: uuid.UUID | None = None
+    zone_id: str | None = None
+    description: str = ""
+    cpu_number: int | None = Field(default=None, description="vCPUs of the VM at the snapshot.")
+    disks: list[DiskConfig] = Field(default_factory=list, description="The VM's disks at the snapshot.")
 
 
 class Host(BaseModel):
@@ -271,7 +315,7 @@ class ListVirtualMachines(Query):
 
     id: uuid.UUID | None = None
     account_id: uuid.UUID | None = None
-    state: str | None = None
+    state: State | None = None
 
 
 class ListVirtualMachinesResult(QueryResult):
@@ -287,6 +331,7 @@ class ListVmSnapshots(Query):
 
     vm_id: uuid.UUID | None = None
     id: uuid.UUID | None = None
+    account_id: uuid.UUID | None = None
 
 
 class ListVmSnapshotsResult(QueryResult):
@@ -300,7 +345,7 @@ class ListHosts(Query):
 
     service = "planner"
 
-    zone_id: str | None = None
+    zone_id: ZoneId | None = None
 
 
 class ListHostsResult(QueryResult):
@@ -314,7 +359,7 @@ class ListNetworks(Query):
 
     service = "planner"
 
-    zone_id: str | None = None
+    zone_id: ZoneId | None = None
 
 
 class ListNetworksResult(QueryResult):
@@ -333,3 +378,27 @@ class ListServiceOfferingsResult(QueryResult):
     """The offerings."""
 
     offerings: list[ServiceOffering]
+
+
+class ListUnmanagedInstances(Query):
+    """VMs vCenter had at the last sync that no account owns yet (what ImportVirtualMachine adopts)."""
+
+    service = "planner"
+
+    zone_id: str | None = None
+
+
+class UnmanagedInstance(BaseModel):
+    """A vCenter VM not adopted, in its zone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    zone_id: str
+    cluster: str | None
+    vm: VmInfo
+
+
+class ListUnmanagedInstancesResult(QueryResult):
+    """The unmanaged VMs."""
+
+    instances: list[UnmanagedInstance]

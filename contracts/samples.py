@@ -22,6 +22,12 @@ WHEN = "2026-01-15T10:30:00Z"
 # Fields a generated sample must leave empty to be valid (mutually exclusive options).
 OVERRIDES: dict[str, dict[str, Any]] = {
     "planner.DeployVirtualMachine": {"template_id": None, "zone_id": None},
+    # fields with a pattern (contracts.types): a value of the form they take
+    "planner.ListVirtualMachines": {"state": "Running"},
+    "storage.ListVolumes": {"state": "Ready"},
+    "agent.AttachNic": {"mac": "00:50:56:00:00:01"},
+    "agent.DetachNic": {"mac": "00:50:56:00:00:01"},
+    "audit.ListEvents": {"type": "ActionEvent", "event_type": "VM.CREATE"},
 }
 
 

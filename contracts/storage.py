@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import Command, Query, QueryResult, Succeeded
+from contracts.types import DeviceId, DiskBytes, Name, Ref, State, ZoneId
 from contracts.vsphere import DiskConfig
 
 
@@ -26,7 +28,7 @@ def pool_id(zone_id: str, datastore: str) -> uuid.UUID:
 class SeedTemplateFromVmSnapshot(StorageCommand):
     """Seed a template from a VM snapshot on the pool that holds it (one seeding per pair at a time)."""
 
-    zone_id: str
+    zone_id: ZoneId
     vm_snapshot_id: uuid.UUID
     storage_id: uuid.UUID
 
@@ -49,9 +51,9 @@ class CreateVolumeFromVmSnapshot(StorageCommand):
     new_volume_id: uuid.UUID = Field(description="Id the new volume will have (idempotency key).")
     vm_snapshot_id: uuid.UUID
     volume_id: uuid.UUID = Field(description="A volume of the snapshot's VM.")
-    name: str
+    name: Name
     disk_offering_id: uuid.UUID | None = None
-    zone_id: str | None = None
+    zone_id: ZoneId | None = None
 
 
 class CreateVolumeFromVmSnapshotSucceeded(Succeeded):
@@ -67,7 +69,7 @@ class AttachVolume(StorageCommand):
 
     volume_id: uuid.UUID
     vm_id: uuid.UUID
-    device_id: int | None = None
+    device_id: DeviceId | None = None
 
 
 class AttachVolumeSucceeded(Succeeded):
@@ -94,7 +96,7 @@ class ResizeVolume(StorageCommand):
     """Grow a volume (refused while its VM has VM snapshots)."""
 
     volume_id: uuid.UUID
-    size_bytes: int = Field(gt=0)
+    size_bytes: DiskBytes
 
 
 class ResizeVolumeSucceeded(Succeeded):
@@ -139,11 +141,11 @@ class RecordVirtualMachine(StorageCommand):
 
     vm_id: uuid.UUID
     account_id: uuid.UUID
-    zone_id: str
-    vm_ref: str
-    name: str
-    hypervisor: str = "VMware"
-    volumes: list[VmVolume]
+    zone_id: ZoneId
+    vm_ref: Ref
+    name: Name
+    hypervisor: Name = "VMware"
+    volumes: list[VmVolume] = Field(max_length=64)
 
 
 class RecordVirtualMachineSucceeded(Succeeded):
@@ -161,12 +163,12 @@ class RecordVmSnapshot(StorageCommand):
     vm_snapshot_id: uuid.UUID
     vm_id: uuid.UUID
     account_id: uuid.UUID
-    zone_id: str
-    vm_ref: str
-    snapshot_ref: str
-    name: str
-    hypervisor: str = "VMware"
-    disks: list[DiskConfig]
+    zone_id: ZoneId
+    vm_ref: Ref
+    snapshot_ref: Ref
+    name: Name
+    hypervisor: Name = "VMware"
+    disks: list[DiskConfig] = Field(max_length=64)
 
 
 class RecordVmSnapshotSucceeded(Succeeded):
@@ -195,10 +197,10 @@ class AllocateRootVolume(StorageCommand):
 
     volume_id: uuid.UUID
     vm_id: uuid.UUID
-    name: str
-    zone_id: str
+    name: Name
+    zone_id: ZoneId
     storage_id: uuid.UUID
-    size_bytes: int = Field(gt=0)
+    size_bytes: DiskBytes
     seed_id: uuid.UUID | None = None
     template_id: uuid.UUID | None = None
     iso_id: uuid.UUID | None = None
@@ -230,8 +232,8 @@ class CreateDiskOffering(StorageCommand):
     """Admin: a disk offering (a volume size, or custom when ``size_bytes`` is not set)."""
 
     offering_id: uuid.UUID
-    name: str
-    size_bytes: int | None = Field(default=None, gt=0)
+    name: Name
+    size_bytes: DiskBytes | None = None
 
 
 class CreateDiskOfferingSucceeded(Succeeded):
@@ -276,6 +278,10 @@ class Volume(BaseModel):
     template_id: uuid.UUID | None
     source_vm_snapshot_id: uuid.UUID | None
     reason: str | None
+    account_id: uuid.UUID | None = Field(
+        default=None, description="Owner: the account of its VM, or of the VM snapshot it was made from."
+    )
+    device_key: int | None = Field(default=None, description="vSphere device key of its disk on the VM.")
 
 
 class Seed(BaseModel):
@@ -293,6 +299,7 @@ class Seed(BaseModel):
     base_snapshot_ref: str | None
     template_size: int
     marked_for_gc: bool
+    created: datetime | None = None
 
 
 class ListStoragePools(Query):
@@ -300,7 +307,7 @@ class ListStoragePools(Query):
 
     service = "storage"
 
-    zone_id: str | None = None
+    zone_id: ZoneId | None = None
     id: uuid.UUID | None = None
 
 
@@ -317,7 +324,8 @@ class ListVolumes(Query):
 
     id: uuid.UUID | None = None
     vm_id: uuid.UUID | None = None
-    state: str | None = None
+    state: State | None = None
+    account_id: uuid.UUID | None = None
 
 
 class ListVolumesResult(QueryResult):
@@ -381,7 +389,7 @@ class ListTemplates(Query):
 
     service = "storage"
 
-    zone_id: str | None = None
+    zone_id: ZoneId | None = None
 
 
 class ListTemplatesResult(QueryResult):

@@ -31,6 +31,16 @@ CLOUDSTACK_EVENTS = Exchange("cloudstack-events")
 
 EXCHANGES = (COMMANDS, EVENTS, QUERIES, DEAD_LETTER, CLOUDSTACK_EVENTS)
 
+# RabbitMQ's pseudo-queue for answers straight to the asking channel (queries).
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+def producer_queue_prefix(broker_user: str) -> str:
+    """A producer's own queues, the only ones its permissions let it declare and read (its replies
+    go there): ``producer.<broker user>.``."""
+    return f"producer.{broker_user}."
+
+
 DEFAULT_DELIVERY_LIMIT = 10
 DEFAULT_PREFETCH = 16
 
@@ -121,8 +131,22 @@ class Topology:
     queues: tuple[QueueSpec, ...] = field(default_factory=tuple)
 
 
+# Who a producer's broker user acts as: the planner owns it, storage and audit keep copies.
+PRINCIPALS_CHANGED = "planner.bus_principal_changed"
+
+# The api's async jobs follow their commands: every reply and job event (to end a job or count a
+# finished step) and the agent and storage commands (to name the step running). All replicas
+# consume this one queue; the job rows they move are in PostgreSQL, where every replica reads.
+# Declared by the api only: without an api nothing should pile up in it.
+API_JOBS = QueueSpec(
+    "api.jobs",
+    (Binding(EVENTS, "#"), Binding(COMMANDS, "agent.#"), Binding(COMMANDS, "storage.#")),
+    prefetch=64,
+)
+
 PLANNER_REPLIES = replies_queue("planner", "agent.inventory_synced")
-STORAGE_REPLIES = replies_queue("storage", "agent.inventory_synced")
+STORAGE_REPLIES = replies_queue("storage", "agent.inventory_synced", PRINCIPALS_CHANGED)
+AUDIT_REPLIES = replies_queue("audit", PRINCIPALS_CHANGED)
 
 
 def service_queues() -> tuple[QueueSpec, ...]:
@@ -137,6 +161,7 @@ def service_queues() -> tuple[QueueSpec, ...]:
         queries_queue("planner"),
         queries_queue("storage"),
         queries_queue("audit"),
+        AUDIT_REPLIES,
         AUDIT_INGEST,
     )
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.types import INT64_MAX, DatastoreName, DatastorePath, DeviceKey, Name
+
 
 class Value(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -15,14 +17,16 @@ class Value(BaseModel):
 class DiskConfig(Value):
     """One virtual disk as configured (at snapshot time, or now)."""
 
-    key: int = Field(description="vSphere device key.")
-    file: str = Field(description="Datastore path, e.g. '[ds1] src-vm/src-vm.vmdk'.")
-    datastore: str
-    size_bytes: int = Field(ge=0)
-    controller_key: int
-    controller_type: str = Field(description="e.g. 'scsi', 'ide', 'sata', 'nvme'.")
-    unit_number: int
-    parent_file: str | None = Field(default=None, description="Parent disk of a child (linked) disk.")
+    key: DeviceKey = Field(description="vSphere device key.")
+    file: DatastorePath = Field(description="Datastore path, e.g. '[ds1] src-vm/src-vm.vmdk'.")
+    datastore: DatastoreName
+    size_bytes: int = Field(ge=0, le=INT64_MAX)
+    controller_key: DeviceKey
+    controller_type: Name = Field(description="e.g. 'scsi', 'ide', 'sata', 'nvme'.")
+    unit_number: DeviceKey
+    parent_file: DatastorePath | None = Field(
+        default=None, description="Parent disk of a child (linked) disk."
+    )
 
 
 def root_disk(disks: list[DiskConfig]) -> DiskConfig:

@@ -5,7 +5,10 @@ and PostgreSQL (a vhost and a database of the demo's own), then, as an operator 
 bus: syncs the zone, adopts the source VM, creates an offering, writes known bytes into the
 source VM's root disk, takes S1 and S2 (child of S1), deploys one VM from S1 and two from S2,
 and prints what each VM is, where its root disk hangs from, the pool's capacity before and
-after, and the first deployment's audit trail. Exits 0 only if every check holds.
+after, and the first deployment's audit trail; then a bus producer of the account (a RabbitMQ
+user of its own, registered as the account's principal) lists its VMs and is refused when it
+claims to be an admin. Every service connects as its own RabbitMQ user, with the permissions of
+``snapdeploy/broker_users.py``; nobody connects as guest. Exits 0 only if every check holds.
 """
 
 from __future__ import annotations
@@ -20,15 +23,20 @@ import sys
 import urllib.parse
 import uuid
 
+import aio_pika
 import asyncpg
 
 from contracts import audit, planner, storage, vsphere
 from contracts.agent import SyncInventory
+from contracts.envelope import Actor
 from contracts.events import InventorySynced
 from contracts.vsphere import VmInfo
-from snapdeploy.client import BusClient, Subscription
-from tests.support.processes import ServiceProcess
-from tests.support.vcsim import Simulator, sha256
+from shared.errors import DomainError
+from snapdeploy import broker_users
+from snapdeploy.client import BusClient, CommandRefused, Subscription
+from snapdeploy.local.processes import ServiceProcess
+from snapdeploy.local.simulator import Simulator, sha256
+from snapdeploy.local.users import TEST_SERVICE_USERS, as_user, producer_user, snapdeploy_users, until_known
 
 ZONE = "zone1"
 ACCOUNT = uuid.UUID("00000000-0000-4000-8000-0000000000d0")
@@ -54,17 +62,32 @@ def step(text: str) -> None:
 # -- a place of the demo's own on the broker and the database ------------------------------------------
 
 
+PRODUCER = "demo-team"
+
+
 def scratch_vhost(amqp_url: str, name: str) -> str:
-    """A fresh vhost when rabbitmqctl is here (local broker); else the URL's own vhost."""
+    """A fresh vhost with snapdeploy's users and a producer (snapdeploy/broker_users.py's permissions)
+    when rabbitmqctl is here (local broker); the operator console's URL in it. Else the URL as given,
+    whose vhost must have those users already (``python -m snapdeploy.broker_users``)."""
     if not shutil.which("rabbitmqctl"):
         return amqp_url
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"], check=True
-    )
+    users = {**snapdeploy_users(), **producer_user(PRODUCER)}
+    broker_users.import_definitions(broker_users.definitions(name, users))
     parts = urllib.parse.urlsplit(amqp_url)
-    return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(name, safe="")))
+    url = urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(name, safe="")))
+    return as_user(url, "snapdeploy-test")
+
+
+async def usable(url: str) -> None:
+    """The definitions import is asynchronous: wait until the console's user can open the vhost."""
+    for _ in range(200):
+        try:
+            await (await aio_pika.connect(url)).close()
+            return
+        except (aio_pika.exceptions.AMQPError, ConnectionError, OSError):
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"cannot connect to {url.split('@')[-1]}")
 
 
 async def scratch_database(database_url: str, name: str) -> str:
@@ -85,7 +108,8 @@ def start_stack(amqp_url: str, database_url: str, sim: Simulator, *, ports: bool
     processes = []
     for service, port in SERVICES.items():
         env = {
-            "AMQP_URL": amqp_url, "DATABASE_URL": database_url, "HTTP_PORT": str(port if ports else 0),
+            "AMQP_URL": amqp_url, "BUS_SERVICE_USERS": TEST_SERVICE_USERS,  # each service as its own user
+            "DATABASE_URL": database_url, "HTTP_PORT": str(port if ports else 0),
             "ZONE_ID": ZONE, "VCENTER_URL": sim.url, "VCENTER_INSECURE": "true",
             "SCAVENGER_INTERVAL": "5", "SCAVENGER_DELAY": "0",
         }  # fmt: skip
@@ -253,8 +277,33 @@ async def main_job(cloud: BusClient, commands: Subscription, sim: Simulator, che
     )
 
 
+async def producer_job(cloud: BusClient, producer: BusClient, check: Checks) -> None:
+    step(f"a bus producer: RabbitMQ user {PRODUCER}, the demo account's principal")
+    await cloud.call(planner.RegisterBusPrincipal(broker_user=PRODUCER, account_id=ACCOUNT, role="user"))
+    await until_known(producer)
+    mine = (await producer.ask(planner.ListVirtualMachines())).vms
+    print(f"  it lists {len(mine)} VMs of its account: " + ", ".join(sorted(v.name for v in mine)))
+    check(
+        len(mine) == 4 and all(v.account_id == ACCOUNT for v in mine), "the producer sees its account's VMs"
+    )
+    check((await producer.ask(planner.ListHosts())).hosts == [], "hosts are for admins only")
+    claim = Actor(account_id=uuid.uuid4(), role="admin")
+    try:
+        await producer.call(planner.StartVirtualMachine(vm_id=mine[0].id), actor=claim)
+        check(False, "a producer that claims another actor is refused")
+    except CommandRefused as refused:
+        print(f"  claiming to be an admin: {refused.code} {refused.text}")
+        check(refused.code == 531, "a producer that claims another actor is refused (531)")
+    try:
+        await producer.ask(storage.ListStoragePools(), actor=claim)
+        check(False, "a query claiming another actor is refused")
+    except DomainError as error:
+        check(error.code == 531, "a query claiming another actor is refused (531)")
+
+
 async def demo(args) -> int:
     amqp = scratch_vhost(os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "snapdeploy-demo")
+    await usable(amqp)
     database = await scratch_database(
         os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/snapdeploy"), "snapdeploy_demo"
     )
@@ -268,7 +317,7 @@ async def demo(args) -> int:
                 "\nthe stack is up: "
                 + ", ".join(f"{s} http://127.0.0.1:{p}/readyz" for s, p in SERVICES.items())
             )
-            print(f"broker {amqp}\ndatabase {database}\nCtrl-C stops it.")
+            print(f"broker {amqp.split('@')[-1]} (as snapdeploy-test)\ndatabase {database}\nCtrl-C stops it.")
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -278,6 +327,8 @@ async def demo(args) -> int:
         async with BusClient(amqp, name="demo") as cloud:
             commands = await cloud.subscribe(("snapdeploy.commands", "#"))
             await main_job(cloud, commands, sim, check)
+            async with BusClient(as_user(amqp, PRODUCER), name="demo-team") as producer:
+                await producer_job(cloud, producer, check)
     except Exception as error:
         check(False, f"the demo stopped: {error!r}")
         for process in processes:

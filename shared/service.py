@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import structlog
+from aiohttp import web
 
 from contracts.catalogue import CATALOGUE, Catalogue
 from contracts.topology import TOPOLOGY, QueueSpec
@@ -28,6 +29,7 @@ from shared.db.migrations import migrate
 from shared.db.outbox import OutboxRelay
 from shared.effects import DirectEffects, TransactionalEffects
 from shared.http import health_app, serve
+from shared.identity import Identity
 from shared.messaging import Handlers
 from shared.metrics import Metrics
 from shared.settings import ServiceSettings
@@ -75,6 +77,8 @@ class ServiceDefinition:
     # and after consuming has stopped (log out).
     startup: Sequence[Hook] = ()
     cleanup: Sequence[Hook] = ()
+    # The service's own HTTP routes, served on the port of /healthz, /readyz and /metrics (the api).
+    http_app: Callable[[Runtime], Awaitable[web.Application]] | None = None
 
 
 class Service:
@@ -88,7 +92,7 @@ class Service:
 
     async def run(self) -> None:
         d, s = self.definition, self.settings
-        bus = Bus(s.amqp_url, name=d.name, publish_timeout=s.publish_timeout)
+        bus = Bus(s.amqp_url, name=d.name, publish_timeout=s.publish_timeout, ca_file=s.amqp_ca_file)
         runtime = self.runtime = Runtime(s, bus, self.metrics)
         tasks: list[asyncio.Task] = []
         jobs: list[asyncio.Task] = []
@@ -119,9 +123,11 @@ class Service:
 
             for hook in d.startup:
                 await hook(runtime)
+            app = await d.http_app(runtime) if d.http_app else None
             http_runner, runtime.http_port = await serve(
-                health_app(self._checks(runtime), self.metrics), s.http_host, s.http_port
+                health_app(self._checks(runtime), self.metrics, app), s.http_host, s.http_port
             )
+            identity = Identity(s.service_users(), runtime.pool)
             dispatchers, consumers = [], []
             for consumes in d.consumes:
                 dispatcher = Dispatcher(
@@ -132,6 +138,7 @@ class Service:
                     handlers=d.handlers,
                     effects=effects,
                     metrics=self.metrics,
+                    identity=identity,
                     namespace=consumes.namespace,
                     retry=RetryPolicy(s.retry_backoff_base, s.retry_backoff_max),
                     bus=bus,

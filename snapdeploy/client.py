@@ -33,7 +33,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from contracts.base import Command, CommandFailed, Event, Query, QueryResult, Succeeded, snake
 from contracts.catalogue import CATALOGUE, Catalogue, failed_reply, succeeded_reply
 from contracts.envelope import SYSTEM, Actor, Envelope
-from contracts.topology import EVENTS
+from contracts.topology import EVENTS, producer_queue_prefix
 from shared.bus import Bus
 from shared.bus.queries import QueryClient
 from shared.errors import DomainError
@@ -63,8 +63,7 @@ class CommandRefused(DomainError):
 
 def queue_prefix(amqp_url: str) -> str:
     """A bus producer declares, reads and gets replies on its own queues only: ``producer.<broker user>.``."""
-    user = urllib.parse.unquote(urllib.parse.urlsplit(amqp_url).username or "guest")
-    return f"producer.{user}."
+    return producer_queue_prefix(urllib.parse.unquote(urllib.parse.urlsplit(amqp_url).username or "guest"))
 
 
 def is_terminal_reply(envelope: Envelope) -> bool:
@@ -204,15 +203,19 @@ class BusClient:
         job: uuid.UUID | None = None,
         message_id: uuid.UUID | None = None,
         actor: Actor = SYSTEM,
+        reply_to: str | None = None,
     ) -> Envelope:
         """Publish ``command`` (broker-confirmed) as a job of its own, or of ``job``; the envelope sent.
 
         ``actor``: leave it; who you are is your broker user. Only a snapdeploy service user (the
-        api acting for its caller) may state another, and a message claiming one is refused (531)."""
+        api acting for its caller) may state another, and a message claiming one is refused (531).
+        ``reply_to``: another queue of yours for the reply (default: this client's own); ``reply``
+        finds it when a subscription of this client reads that queue."""
         envelope = Envelope.wrap(
             command, source=self.name, correlation_id=job or uuid.uuid4(), message_id=message_id, actor=actor
         )
-        await self.bus.publish_until_confirmed(command_out(envelope, command, reply_to=self.inbox))
+        out = command_out(envelope, command, reply_to=reply_to or self.inbox)
+        await self.bus.publish_until_confirmed(out)
         return envelope
 
     async def reply(self, sent: Envelope, *, timeout: float = 60.0) -> Envelope:
@@ -297,12 +300,17 @@ class BusClient:
 
     # -- events ------------------------------------------------------------------------------------
 
-    async def subscribe(self, *bindings: Binding, history: int | None = 10_000) -> Subscription:
+    async def subscribe(
+        self, *bindings: Binding, history: int | None = 10_000, queue: str | None = None, bound: bool = True
+    ) -> Subscription:
         """A subscription bound to ``(exchange, routing key)`` pairs (default: every event), consuming now.
 
-        Usable as ``async with await bus.subscribe(...) as events``; closed with the client otherwise."""
-        name = f"{self.inbox}.events.{len(self._subscriptions)}"
-        bindings = bindings or ((EVENTS.name, "#"),)
+        ``queue``: its name (default: one under this client's inbox; a producer's must start
+        ``producer.<broker user>.``); ``bound=False``: no binding at all, a queue that takes what
+        is sent to it by name (replies). Usable as ``async with await bus.subscribe(...) as
+        events``; closed with the client otherwise."""
+        name = queue or f"{self.inbox}.events.{len(self._subscriptions)}"
+        bindings = (bindings or ((EVENTS.name, "#"),)) if bound else ()
         subscription = await Subscription(self, bindings, history=history, name=name).open()
         self._subscriptions.append(subscription)
         return subscription

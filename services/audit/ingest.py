@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -52,6 +53,34 @@ INSERT = f"""
     ORDER BY ord
     ON CONFLICT (message_id) DO NOTHING
     RETURNING message_id"""
+
+
+async def as_principals(
+    conn: asyncpg.Connection, rows: list[EventRow], service_users: frozenset[str]
+) -> list:
+    """A producer's message is recorded as acting for its principal, whatever its envelope says
+    (the dispatcher runs it so); a service's as the actor it states."""
+    producers = {r.broker_user for r in rows if r.broker_user and r.broker_user not in service_users}
+    if not producers:
+        return rows
+    principals = {
+        p["broker_user"]: p
+        for p in await conn.fetch(
+            """SELECT broker_user, account_id, role FROM bus_principals
+               WHERE broker_user = ANY($1) AND NOT removed""",
+            list(producers),
+        )
+    }
+    out = []
+    for row in rows:
+        principal = principals.get(row.broker_user) if row.broker_user in producers else None
+        if principal is not None:
+            owner = row.account_id if row.account_id != row.actor_account_id else principal["account_id"]
+            row = dataclasses.replace(
+                row, actor_account_id=principal["account_id"], actor_role=principal["role"], account_id=owner
+            )
+        out.append(row)
+    return out
 
 
 async def insert_rows(conn: asyncpg.Connection, rows: list[EventRow]) -> set:
@@ -125,8 +154,10 @@ class Ingestor:
         relay: cloudstack.CloudStackRelay | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
+        service_users: frozenset[str] = frozenset(),
     ):
         self.pool = pool
+        self.service_users = service_users
         self.bus = bus
         self.metrics = IngestMetrics(metrics)
         self.batch_size = batch_size
@@ -155,7 +186,12 @@ class Ingestor:
                 routing_key=delivery.routing_key,
             )
             return
-        row = to_row(envelope, exchange=delivery.exchange or "", routing_key=delivery.routing_key or "")
+        row = to_row(
+            envelope,
+            exchange=delivery.exchange or "",
+            routing_key=delivery.routing_key or "",
+            broker_user=delivery.user_id,
+        )
         self._buffer.append(Pending(delivery, row))
         self._arrived.set()
         if len(self._buffer) >= self.batch_size:
@@ -241,6 +277,7 @@ class Ingestor:
         started = time.perf_counter()
         unique = list({p.row.message_id: p.row for p in reversed(batch)}.values())[::-1]
         async with self.pool.acquire() as conn, conn.transaction():
+            unique = await as_principals(conn, unique, self.service_users)
             new = await insert_rows(conn, unique)
             republished = []
             if self.republish:

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from contracts.topology import queries_queue
+from contracts.topology import AUDIT_REPLIES, queries_queue
 from services.audit import retention
 from services.audit.cloudstack import CloudStackRelay
 from services.audit.handlers import HANDLERS
@@ -70,6 +70,7 @@ def build() -> tuple[ServiceDefinition, AuditSettings]:
             relay=relay,
             backoff_base=settings.retry_backoff_base,
             backoff_max=settings.retry_backoff_max,
+            service_users=settings.service_users(),
         )
         relaying = asyncio.create_task(relay.run(), name="cloudstack-relay")
         try:
@@ -93,7 +94,7 @@ def build() -> tuple[ServiceDefinition, AuditSettings]:
     definition = ServiceDefinition(
         name="audit",
         handlers=HANDLERS,
-        consumes=[Consumes(queries_queue("audit"), namespace="audit")],
+        consumes=[Consumes(queries_queue("audit"), namespace="audit"), Consumes(AUDIT_REPLIES)],
         migrations=Path(__file__).with_name("migrations"),
         jobs=[ingest, retain],
     )

@@ -1,4 +1,8 @@
-"""Reading the trail: filtered, paged event lists and the trail of one job (a deployment)."""
+"""Reading the trail: filtered, paged event lists and the trail of one job (a deployment).
+
+``scope`` is the only account the caller may see (None: every account): a record is that
+account's when it names the account (an ActionEvent's owner) or ran on its behalf (the actor).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,11 @@ from typing import Any
 import asyncpg
 
 from contracts.audit import AuditRecord, DeploymentTrail, GetDeploymentTrail, ListEvents, TrailEntry
+from services.audit.rows import deep, unescape
 from shared.errors import DomainError
 
 RECORD_COLUMNS = ", ".join(f for f in AuditRecord.model_fields if f != "seq")
-SELECT_RECORDS = f"SELECT id AS seq, {RECORD_COLUMNS} FROM events"
+SELECT_RECORDS = f"SELECT id AS seq, {RECORD_COLUMNS}, nul_escaped FROM events"
 
 # ListEvents filter -> SQL condition on its parameter
 FILTERS = {
@@ -30,10 +35,19 @@ FILTERS = {
 
 
 def record(row: asyncpg.Record) -> AuditRecord:
-    return AuditRecord(**dict(row))
+    fields = dict(row)
+    if fields.pop("nul_escaped"):  # stored escaped: give back what was received
+        fields = {k: unescape(v) if isinstance(v, str) else v for k, v in fields.items()}
+        fields["payload"] = deep(fields["payload"], unescape)
+    return AuditRecord(**fields)
 
 
-async def list_events(conn: asyncpg.Connection, query: ListEvents) -> tuple[int, list[AuditRecord]]:
+SCOPE = "(account_id = {0} OR actor_account_id = {0})"
+
+
+async def list_events(
+    conn: asyncpg.Connection, query: ListEvents, scope: uuid.UUID | None = None
+) -> tuple[int, list[AuditRecord]]:
     if query.since and query.until and query.since >= query.until:
         raise DomainError(431, "since must be before until")
     conditions, args = [], []
@@ -42,6 +56,9 @@ async def list_events(conn: asyncpg.Connection, query: ListEvents) -> tuple[int,
         if value is not None:
             args.append(value)
             conditions.append(condition.format(f"${len(args)}"))
+    if scope is not None:
+        args.append(scope)
+        conditions.append(SCOPE.format(f"${len(args)}"))
     where = " AND ".join(conditions) or "TRUE"
     total = await conn.fetchval(f"SELECT count(*) FROM events WHERE {where}", *args)
     rows = await conn.fetch(
@@ -54,11 +71,15 @@ async def list_events(conn: asyncpg.Connection, query: ListEvents) -> tuple[int,
     return total, [record(r) for r in rows]
 
 
-async def deployment_trail(conn: asyncpg.Connection, query: GetDeploymentTrail) -> DeploymentTrail:
+async def deployment_trail(
+    conn: asyncpg.Connection, query: GetDeploymentTrail, scope: uuid.UUID | None = None
+) -> DeploymentTrail:
     rows = await conn.fetch(
-        f"{SELECT_RECORDS} WHERE correlation_id = $1 ORDER BY occurred_at, id LIMIT $2",
+        f"""{SELECT_RECORDS} WHERE correlation_id = $1 AND ($3::uuid IS NULL OR {SCOPE.format("$3")})
+            ORDER BY occurred_at, id LIMIT $2""",
         query.correlation_id,
         query.limit + 1,
+        scope,
     )
     records = [record(r) for r in rows[: query.limit]]
     return build_trail(query.correlation_id, records, truncated=len(rows) > query.limit)

@@ -22,10 +22,10 @@ log = structlog.get_logger("audit.retention")
 Mode = Literal["archive", "purge"]
 
 _CLAIM = "SELECT id FROM events WHERE occurred_at < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
-_ARCHIVED = ", ".join(("id", "recorded_at", *COLUMNS))  # by name: the archive's column order differs
+_MOVED = ", ".join(("id", "recorded_at", *COLUMNS))  # by name: the archive's columns are in another order
 ARCHIVE = f"""
     WITH moved AS (DELETE FROM events WHERE id IN ({_CLAIM}) RETURNING *)
-    INSERT INTO events_archive ({_ARCHIVED}) SELECT {_ARCHIVED} FROM moved ON CONFLICT (id) DO NOTHING"""
+    INSERT INTO events_archive ({_MOVED}) SELECT {_MOVED} FROM moved ON CONFLICT (id) DO NOTHING"""
 # What the CloudStack republish remembers of actions goes with the same age (the VMs of VM
 # snapshots stay: a snapshot outlives any retention).
 FORGET = ("DELETE FROM cloudstack_actions WHERE updated < $1",)

@@ -6,11 +6,15 @@ the queries filter on are filled from the payload where the type is one the audi
 (task key, name, entity, state, times, duration, fault), ``<Command>Failed`` replies (error
 code, text, fault) and any event naming a ``resource_type`` / ``resource_id``. A payload that
 does not validate as its type is stored with the envelope fields only.
+
+PostgreSQL refuses U+0000 in text and jsonb; a message that holds one is stored escaped
+(``%`` -> ``%25``, U+0000 -> ``%00`` in every string, ``nul_escaped`` set) and read back intact.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -60,6 +64,8 @@ class EventRow:
     fault: str | None = None
     error_code: int | None = None
     error_text: str | None = None
+    broker_user: str | None = None  # the AMQP user_id RabbitMQ checked: who really sent it
+    nul_escaped: bool = False
     payload: str = "{}"  # JSON text; cast to jsonb by the insert
 
     def values(self) -> tuple:
@@ -67,7 +73,14 @@ class EventRow:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(EventRow))
-_SQL = {"uuid.UUID": "uuid", "datetime": "timestamptz", "int": "int8", "str": "text", "Kind": "text"}
+_SQL = {
+    "uuid.UUID": "uuid",
+    "datetime": "timestamptz",
+    "int": "int8",
+    "str": "text",
+    "Kind": "text",
+    "bool": "bool",
+}
 # Array element type of each column in the batch insert (payload goes as text, cast to jsonb).
 SQL_TYPES: dict[str, str] = {f.name: _SQL[str(f.type).split(" |")[0]] for f in fields(EventRow)}
 
@@ -81,7 +94,9 @@ def kind_of(envelope: Envelope, exchange: str) -> Kind:
     return "event"
 
 
-def to_row(envelope: Envelope, *, exchange: str, routing_key: str) -> EventRow:
+def to_row(
+    envelope: Envelope, *, exchange: str, routing_key: str, broker_user: str | None = None
+) -> EventRow:
     kind = kind_of(envelope, exchange)
     base: dict[str, Any] = {
         "message_id": envelope.message_id,
@@ -98,7 +113,7 @@ def to_row(envelope: Envelope, *, exchange: str, routing_key: str) -> EventRow:
         "actor_role": envelope.actor.role,
         "actor_user_id": envelope.actor.user_id,
         "account_id": envelope.actor.account_id,
-        "payload": json.dumps(envelope.payload, separators=(",", ":")),
+        "broker_user": broker_user,
     }
     payload = envelope.payload
     if kind == "event" and envelope.type == ActionEvent.type_name():
@@ -109,7 +124,45 @@ def to_row(envelope: Envelope, *, exchange: str, routing_key: str) -> EventRow:
         base.update(_failure_columns(payload))
     elif kind == "event":
         base.update(_resource_columns(payload))
+    if _holds_nul(base) or _holds_nul(payload):
+        base = {k: _escape(v) if isinstance(v, str) else v for k, v in base.items()}
+        base["nul_escaped"], payload = True, deep(payload, _escape)
+    base["payload"] = json.dumps(payload, separators=(",", ":"))
     return EventRow(**base)
+
+
+# -- U+0000 ----------------------------------------------------------------------------------------
+
+_ESCAPED = re.compile("%(25|00)")
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\x00", "%00")
+
+
+def unescape(text: str) -> str:
+    return _ESCAPED.sub(lambda m: "%" if m.group(1) == "25" else "\x00", text)
+
+
+def deep(value: Any, change) -> Any:
+    """``change`` applied to every string (keys included) of a JSON value."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {change(k): deep(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [deep(v, change) for v in value]
+    return value
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def parse_action(payload: dict[str, Any]) -> ActionEvent | None:

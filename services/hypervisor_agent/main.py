@@ -25,6 +25,10 @@ class AgentSettings(ServiceSettings):
     )
     vcenter_datacenter: str = Field(default="DC0", description="The datacenter that is this zone.")
     vcenter_insecure: bool = Field(default=False, description="Skip certificate checks (opt-out per zone).")
+    vcenter_ca_file: str | None = Field(
+        default=None,
+        description="CA certificates (PEM) that verify vCenter's certificate; else the system's.",
+    )
     vcenter_threads: int = Field(default=16, ge=1, description="Worker threads running pyvmomi calls.")
     vcenter_tasks_per_host: int = Field(default=8, ge=1)
     vcenter_tasks_per_datastore: int = Field(default=8, ge=1)
@@ -41,6 +45,7 @@ def build() -> tuple[ServiceDefinition, AgentSettings]:
         settings.vcenter_url,
         datacenter=settings.vcenter_datacenter,
         verify_ssl=not settings.vcenter_insecure,
+        ca_file=settings.vcenter_ca_file,
         keepalive_interval=settings.vcenter_keepalive,
     )
 

@@ -18,7 +18,7 @@ from contracts import planner as cmd
 from contracts.catalogue import failed_reply, succeeded_reply
 from contracts.envelope import Envelope
 from contracts.events import InventorySynced
-from services.planner import deploy, inventory, lifecycle, offerings, queries, saga, snapshots
+from services.planner import deploy, inventory, lifecycle, offerings, principals, queries, saga, snapshots
 from services.planner.common import Planner
 from shared.db import outbox
 from shared.messaging import HandlerContext, Handlers
@@ -105,11 +105,14 @@ WITH_SETTINGS = {
     cmd.ListHosts: queries.list_hosts,
     cmd.ListNetworks: queries.list_networks,
     cmd.ListServiceOfferings: queries.list_service_offerings,
+    cmd.ListUnmanagedInstances: queries.list_unmanaged_instances,
     **{reply(command): on_reply for command in SENT for reply in (succeeded_reply, failed_reply)},
 }
 
 PLAIN = {
     cmd.CreateServiceOffering: offerings.create_service_offering,
+    cmd.RegisterBusPrincipal: principals.register_bus_principal,
+    cmd.RemoveBusPrincipal: principals.remove_bus_principal,
     InventorySynced: inventory.inventory_synced,
 }
 

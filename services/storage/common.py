@@ -6,8 +6,11 @@ import uuid
 from dataclasses import dataclass
 
 from contracts.agent import AgentCommand
+from contracts.errors import ErrorCode
 from contracts.events import ResourceStateChanged
 from services.storage import store
+from shared.errors import DomainError
+from shared.identity import account_scope
 from shared.messaging import HandlerContext
 
 REPLIES = "storage.replies"
@@ -24,6 +27,15 @@ async def call_agent(
     """Send an agent command whose reply comes back to this service, and remember what it was for."""
     envelope = ctx.send(command, reply_to=REPLIES)
     await store.remember_call(ctx.conn, envelope.message_id, operation, resource_id, **detail)
+
+
+def require_owner(ctx: HandlerContext, owner: uuid.UUID | None, what: str) -> None:
+    """A user acts only on its own account's resources (admins and services on any)."""
+    scope = account_scope(ctx.envelope.actor)
+    if scope is not None and owner != scope:
+        raise DomainError(
+            ErrorCode.ACCOUNT_ERROR, f"account {ctx.envelope.actor.account_id} may not use {what}"
+        )
 
 
 def state_changed(

@@ -12,9 +12,10 @@ import functools
 from contracts import agent
 from contracts import storage as cmd
 from contracts.catalogue import failed_reply
-from contracts.events import InventorySynced
+from contracts.events import BusPrincipalChanged, InventorySynced
 from services.storage import projection, queries, scavenger, seeding, volumes
 from services.storage.common import Storage
+from shared.identity import bus_principal_changed
 from shared.messaging import Handlers
 
 # Handlers that need the storage settings.
@@ -51,6 +52,7 @@ PLAIN = {
     agent.DeleteTemplateSucceeded: scavenger.delete_template_succeeded,
     failed_reply(agent.DeleteTemplate): scavenger.delete_template_failed,
     InventorySynced: projection.inventory_synced,
+    BusPrincipalChanged: bus_principal_changed,
     cmd.RecordVirtualMachine: projection.record_virtual_machine,
     cmd.RecordVmSnapshot: projection.record_vm_snapshot,
     cmd.ForgetVmSnapshot: projection.forget_vm_snapshot,

@@ -1,4 +1,10 @@
-"""Storage queries: pools with capacity figures, volumes, seeds."""
+"""Storage queries: pools with capacity figures, volumes, seeds.
+
+Answers are scoped to the caller's account (``account_scope``): a volume belongs to the account
+of its VM, or of the VM snapshot it was made from; another account's looks exactly like none.
+Pools and seeds are the operator's: only admins and services see them. Templates and disk
+offerings are shared by every account.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,13 @@ import uuid
 
 from contracts import storage as q
 from services.storage.common import Storage
+from shared.identity import account_scope
 from shared.messaging import HandlerContext
 
 
 async def list_storage_pools(query: q.ListStoragePools, ctx: HandlerContext, storage: Storage):
+    if account_scope(ctx.envelope.actor) is not None:
+        return q.ListStoragePoolsResult(pools=[])
     rows = await ctx.conn.fetch(
         """SELECT * FROM pools WHERE ($1::text IS NULL OR zone_id = $1) AND ($2::uuid IS NULL OR uuid = $2)
            ORDER BY zone_id, name""",
@@ -35,13 +44,20 @@ async def list_storage_pools(query: q.ListStoragePools, ctx: HandlerContext, sto
 
 async def list_volumes(query: q.ListVolumes, ctx: HandlerContext, storage: Storage):
     rows = await ctx.conn.fetch(
-        """SELECT v.*, p.uuid AS pool_uuid FROM volumes v JOIN pools p ON p.id = v.pool_id
+        """SELECT v.*, p.uuid AS pool_uuid, coalesce(m.account_id, s.account_id) AS account_id
+           FROM volumes v JOIN pools p ON p.id = v.pool_id
+             LEFT JOIN vms m ON m.uuid = v.vm_uuid
+             LEFT JOIN vm_snapshots s ON s.uuid = v.source_vm_snapshot_id
            WHERE ($1::uuid IS NULL OR v.uuid = $1) AND ($2::uuid IS NULL OR v.vm_uuid = $2)
              AND ($3::text IS NULL OR v.state = $3)
+             AND ($4::uuid IS NULL OR coalesce(m.account_id, s.account_id) = $4)
+             AND ($5::uuid IS NULL OR coalesce(m.account_id, s.account_id) = $5)
            ORDER BY v.created, v.id""",
         query.id,
         query.vm_id,
         query.state,
+        query.account_id,
+        account_scope(ctx.envelope.actor),
     )
     return q.ListVolumesResult(
         volumes=[
@@ -59,6 +75,8 @@ async def list_volumes(query: q.ListVolumes, ctx: HandlerContext, storage: Stora
                 template_id=r["template_id"],
                 source_vm_snapshot_id=r["source_vm_snapshot_id"],
                 reason=r["reason"],
+                account_id=r["account_id"],
+                device_key=r["device_key"],
             )
             for r in rows
         ]
@@ -66,6 +84,8 @@ async def list_volumes(query: q.ListVolumes, ctx: HandlerContext, storage: Stora
 
 
 async def list_seeds(query: q.ListSeeds, ctx: HandlerContext, storage: Storage):
+    if account_scope(ctx.envelope.actor) is not None:
+        return q.ListSeedsResult(seeds=[])
     rows = await ctx.conn.fetch(
         """SELECT s.*, v.uuid AS snapshot_uuid, p.uuid AS pool_uuid FROM vm_snapshot_spool_ref s
            JOIN vm_snapshots v ON v.id = s.vm_snapshot_id JOIN pools p ON p.id = s.pool_id
@@ -87,6 +107,7 @@ async def list_seeds(query: q.ListSeeds, ctx: HandlerContext, storage: Storage):
                 base_snapshot_ref=r["base_snapshot_ref"],
                 template_size=r["template_size"],
                 marked_for_gc=r["marked_for_gc"],
+                created=r["created"],
             )
             for r in rows
         ]

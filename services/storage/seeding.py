@@ -18,7 +18,7 @@ from contracts.errors import ErrorCode
 from contracts.storage import SeedTemplateFromVmSnapshot, SeedTemplateFromVmSnapshotSucceeded
 from contracts.vsphere import DiskConfig
 from services.storage import domain, store
-from services.storage.common import Storage, call_agent, state_changed
+from services.storage.common import Storage, call_agent, require_owner, state_changed
 from shared.db import pending
 from shared.errors import DomainError
 from shared.messaging import DEFERRED, HandlerContext
@@ -43,6 +43,7 @@ async def seed_template_from_vm_snapshot(
 ):
     conn = ctx.conn
     snapshot = await store.vm_snapshot(conn, command.vm_snapshot_id)
+    require_owner(ctx, snapshot["account_id"], f"VM snapshot {snapshot['name']}")
     pool = await store.pool(conn, uuid_=command.storage_id)
     if pool["zone_id"] != command.zone_id:
         raise DomainError(

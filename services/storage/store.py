@@ -89,6 +89,16 @@ async def volume(conn: asyncpg.Connection, volume_uuid: uuid.UUID, *, lock: bool
     return row
 
 
+async def volume_account(conn: asyncpg.Connection, volume: asyncpg.Record) -> uuid.UUID | None:
+    """The account of a volume: its VM's, else the VM snapshot's it was made from."""
+    return await conn.fetchval(
+        """SELECT coalesce((SELECT account_id FROM vms WHERE uuid = $1),
+                           (SELECT account_id FROM vm_snapshots WHERE uuid = $2))""",
+        volume["vm_uuid"],
+        volume["source_vm_snapshot_id"],
+    )
+
+
 async def volume_or_none(conn: asyncpg.Connection, volume_uuid: uuid.UUID, *, lock: bool = False):
     return await conn.fetchrow(
         f"SELECT * FROM volumes WHERE uuid = $1{' FOR UPDATE' if lock else ''}", volume_uuid

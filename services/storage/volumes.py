@@ -16,7 +16,7 @@ from contracts.catalogue import failed_reply
 from contracts.errors import ErrorCode
 from contracts.vsphere import DiskConfig
 from services.storage import domain, store
-from services.storage.common import Storage, call_agent, state_changed
+from services.storage.common import Storage, call_agent, require_owner, state_changed
 from shared.db import pending
 from shared.errors import DomainError
 from shared.messaging import DEFERRED, HandlerContext
@@ -46,6 +46,7 @@ async def create_volume_from_vm_snapshot(
     if existing is not None:
         return await answer_existing(ctx, existing)
     snapshot = await store.vm_snapshot(conn, command.vm_snapshot_id)
+    require_owner(ctx, snapshot["account_id"], f"VM snapshot {snapshot['name']}")
     domain.require_vmware(snapshot["hypervisor"], "creating a volume from a VM snapshot")
     if command.zone_id and command.zone_id != snapshot["zone_id"]:
         raise DomainError(
@@ -174,6 +175,7 @@ async def copy_volume_failed(event, ctx: HandlerContext) -> None:
 async def busy_volume(ctx: HandlerContext, volume_uuid: uuid.UUID):
     """The volume, locked; refused while another operation on it is in flight."""
     volume = await store.volume(ctx.conn, volume_uuid, lock=True)
+    require_owner(ctx, await store.volume_account(ctx.conn, volume), f"volume {volume['name']}")
     operation = await store.call_in_flight(ctx.conn, volume_uuid)
     if operation is not None:
         raise DomainError(
@@ -193,6 +195,7 @@ async def attach_volume(command: cmd.AttachVolume, ctx: HandlerContext, storage:
     if volume["state"] != "Ready":
         raise DomainError(ErrorCode.PARAM_ERROR, f"volume {volume['name']} is {volume['state']}, not Ready")
     vm = await store.vm(ctx.conn, command.vm_id)
+    require_owner(ctx, vm["account_id"], f"VM {vm['name']}")
     domain.refuse_with_snapshots(
         volume["name"], "attach", await store.snapshot_names(ctx.conn, command.vm_id)
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
 
 import aio_pika
@@ -33,10 +35,24 @@ class Consumer:
             await self.queue.cancel(self.tag)
 
 
+def broker_user(url: str) -> str:
+    """The RabbitMQ user an AMQP URL connects as (aio-pika's default when it names none)."""
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).username or "guest")
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext | None:
+    """Verify the broker against ``ca_file`` (hostname included); None: aio-pika's defaults."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else None
+
+
 class Bus:
-    def __init__(self, url: str, *, name: str, publish_timeout: float = 30.0):
+    def __init__(self, url: str, *, name: str, publish_timeout: float = 30.0, ca_file: str | None = None):
         self.url = url
         self.name = name
+        # Every publish names the connection's user: RabbitMQ refuses a message whose user_id is
+        # not, so a consumer can trust it to say who sent the message (shared.identity).
+        self.user = broker_user(url)
+        self.ssl_context = tls_context(ca_file)
         # A confirm that never comes (a channel lost mid-publish) must not stall the caller for
         # ever: the publish fails, and the caller's retry sends it again with the same message id.
         self.publish_timeout = publish_timeout
@@ -46,7 +62,10 @@ class Bus:
 
     async def connect(self) -> None:
         self.connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": self.name}, reconnect_interval=1.0
+            self.url,
+            client_properties={"connection_name": self.name},
+            reconnect_interval=1.0,
+            ssl_context=self.ssl_context,
         )
         # on_return_raises: a mandatory message no queue takes fails its publish (it stays in the outbox).
         self._channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -128,6 +147,7 @@ class Bus:
             correlation_id=correlation_id,
             reply_to=reply_to,
             app_id=self.name,
+            user_id=self.user,
             headers=headers or {},
         )
         target = await self._exchange(exchange)

@@ -6,6 +6,9 @@
   backoff; on the last delivery the queue allows, a retryable failure reply is published and
   the message is dead-lettered.
 - A ``DomainError`` is an answer, not a failure: its reply is committed and the message acked.
+- Who the message acts for comes from the broker's ``user_id`` (``shared.identity``): a message
+  its sender may not send, or that claims an actor its sender is not, is refused with 531 before
+  any handler runs, and has no effect.
 
 The consumer never stops on a bad message. Acks happen after the effect is committed.
 """
@@ -30,8 +33,10 @@ from contracts.envelope import Envelope
 from contracts.errors import ErrorCode
 from contracts.events import QueryFailed
 from contracts.topology import QueueSpec
+from shared.bus.explain import explain
 from shared.errors import DomainError, InvalidMessage
-from shared.messaging import Handler, Handlers, Outgoing, reply_out
+from shared.identity import Identity
+from shared.messaging import Handler, Handlers, Outgoing, failure, reply_out
 from shared.metrics import Metrics
 
 log = structlog.get_logger("dispatcher")
@@ -58,14 +63,6 @@ class RetryPolicy:
         return min(self.cap, self.base * 2**attempt) * random.uniform(0.8, 1.2)
 
 
-def explain(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors()[:5]:
-        where = ".".join(str(p) for p in item["loc"]) or "message"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
-
-
 class Dispatcher:
     """Callback for one queue's consumer."""
 
@@ -79,6 +76,7 @@ class Dispatcher:
         handlers: Handlers,
         effects: Effects,
         metrics: Metrics,
+        identity: Identity,
         namespace: str | None = None,
         retry: RetryPolicy | None = None,
         bus: Any = None,
@@ -90,6 +88,7 @@ class Dispatcher:
         self.handlers = handlers
         self.effects = effects
         self.metrics = metrics
+        self.identity = identity
         self.namespace = namespace
         self.retry = retry or RetryPolicy()
         self.bus = bus  # answers to queries go straight back on it
@@ -154,9 +153,17 @@ class Dispatcher:
             return
         structlog.contextvars.bind_contextvars(source=envelope.source)
         if spec.kind == "query":
-            await self._answer(delivery, envelope, message, handler)
+            await self._answer(delivery, envelope, spec, message, handler)
             return
         attempt = int(delivery.headers.get("x-delivery-count") or 0)
+        try:
+            envelope = await self.identity.resolve(delivery.user_id, envelope, spec, delivery.reply_to)
+        except DomainError as refusal:
+            await self._refuse(delivery, envelope, spec, refusal)
+            return
+        except Exception as error:  # the principals table unreachable: like any transient failure
+            await self._retry_or_dead_letter(delivery, envelope, spec, attempt, error)
+            return
         try:
             outcome = await self.effects.apply(envelope, spec, message, handler, delivery.reply_to)
         except Exception as error:  # transient by default: the delivery limit bounds the retries
@@ -168,10 +175,16 @@ class Dispatcher:
         log.info("handled", outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
     async def _answer(
-        self, delivery: AbstractIncomingMessage, envelope: Envelope, message: Message, handler: Handler
+        self,
+        delivery: AbstractIncomingMessage,
+        envelope: Envelope,
+        spec: MessageSpec,
+        message: Message,
+        handler: Handler,
     ) -> None:
         """Queries: answer on the caller's reply-to and ack; a failure is an answer too."""
         try:
+            envelope = await self.identity.resolve(delivery.user_id, envelope, spec, delivery.reply_to)
             answer = await self.effects.read(envelope, message, handler)
             outcome = "ok"
         except DomainError as error:
@@ -185,7 +198,7 @@ class Dispatcher:
                 QueryFailed(query=envelope.type, error_code=530, error_text=str(error)),
                 "failed",
             )
-        if delivery.reply_to:
+        if delivery.reply_to and self.identity.may_reply_to(delivery.user_id, delivery.reply_to):
             reply = envelope.caused(answer, source=self.source)
             try:
                 await self.bus.publish_raw(
@@ -196,6 +209,33 @@ class Dispatcher:
                 log.warning("could not send the answer", error=repr(error))
         await self._settle(delivery.ack())
         self.metrics.handled.labels(envelope.type, outcome).inc()
+
+    async def _refuse(
+        self, delivery: AbstractIncomingMessage, envelope: Envelope, spec: MessageSpec, refusal: DomainError
+    ) -> None:
+        """Not for this sender: a command gets its ``<Command>Failed``; anything else is dead-lettered."""
+        log.warning(
+            "message refused: sender may not act so",
+            user_id=delivery.user_id,
+            error_code=refusal.code,
+            error_text=refusal.text,
+        )
+        if spec.kind != "command":
+            await self._settle(delivery.reject(requeue=False))
+            self.metrics.handled.labels(envelope.type, "refused").inc()
+            return
+        reply = failure(spec.model, refusal)
+        reply_to = (
+            delivery.reply_to if self.identity.may_reply_to(delivery.user_id, delivery.reply_to) else None
+        )
+        try:
+            await self.effects.emit(reply_out(envelope, reply, source=self.source, reply_to=reply_to))
+        except Exception as error:  # the broker keeps the message; the next delivery tries again
+            log.error("could not emit the refusal", error=repr(error))
+            await self._settle(delivery.nack(requeue=True))
+            return
+        await self._settle(delivery.ack())
+        self.metrics.handled.labels(envelope.type, "refused").inc()
 
     async def _reject_invalid(self, delivery: AbstractIncomingMessage, reason: str) -> None:
         command = self._command_of(delivery)

@@ -16,10 +16,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from contracts.base import Query, QueryResult
 from contracts.catalogue import CATALOGUE, Catalogue
 from contracts.envelope import SYSTEM, Actor, Envelope
-from contracts.topology import QUERIES, query_routing_key
+from contracts.topology import DIRECT_REPLY_TO, QUERIES, query_routing_key
 from shared.errors import DomainError
-
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
 class QueryClient:
@@ -84,6 +82,7 @@ class QueryClient:
                 type=envelope.type,
                 reply_to=DIRECT_REPLY_TO,
                 app_id=self.source,
+                user_id=self.bus.user,
             ),
             routing_key=query_routing_key(query),
             mandatory=True,

@@ -77,6 +77,9 @@ class OutboxRelay:
     async def run(self) -> None:
         failures = 0
         while not self._stopping:
+            # Cleared before the pass, not after: a wake-up during the pass (a row committed after
+            # its SELECT) keeps the event set, so that row goes out now, not a poll interval later.
+            self._wake.clear()
             try:
                 published = await self.publish_pending()
                 failures = 0
@@ -87,7 +90,6 @@ class OutboxRelay:
                 await asyncio.sleep(delay)
                 continue
             if published < self.batch:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 

@@ -178,7 +178,7 @@ async def test_malformed_messages_go_to_the_dlq_with_a_failure_reply_and_the_nex
             failures = await seen.wait_for(of_type("RecordProbeFailed", error_code=431), count=2)
             texts = " | ".join(f.payload["error_text"] for f in failures)
             assert "not a snapdeploy envelope" in texts
-            assert "invalid RecordProbe: key: Field required" in texts
+            assert "invalid RecordProbe: key is required" in texts
             assert any(f.correlation_id == bad_payload.correlation_id for f in failures)
             await seen.wait_for(of_type("RecordProbeSucceeded", key="good"))
         assert await effects(database_url) == ["good"]

@@ -6,20 +6,31 @@ import uuid
 
 from contracts.agent import SyncInventory
 from contracts.base import Command, Query, QueryResult
-from contracts.envelope import Envelope
+from contracts.envelope import SYSTEM, Actor, Envelope
 from contracts.events import InventorySynced
 from contracts.vsphere import VmInfo
 from snapdeploy.client import BusClient, Subscription
 
 
 class Driver:
-    def __init__(self, client: BusClient, events: Subscription):
+    """``actor``: on whose behalf its messages say they run (the broker decides whether they do);
+    ``reply_to``: the queue its replies come to (a producer's own, read by ``events``), else the
+    client's inbox."""
+
+    def __init__(
+        self, client: BusClient, events: Subscription, *, actor: Actor = SYSTEM, reply_to: str | None = None
+    ):
         self.client, self.events = client, events
+        self.actor, self.reply_to = actor, reply_to
         self.bus = client.bus  # for tests that publish by hand
         self.job = uuid.uuid4()
 
-    async def send(self, command: Command, *, message_id: uuid.UUID | None = None) -> Envelope:
-        return await self.client.send(command, job=self.job, message_id=message_id)
+    async def send(
+        self, command: Command, *, message_id: uuid.UUID | None = None, actor: Actor | None = None
+    ) -> Envelope:
+        return await self.client.send(
+            command, job=self.job, message_id=message_id, actor=actor or self.actor, reply_to=self.reply_to
+        )
 
     async def reply(self, sent: Envelope, timeout: float = 60) -> Envelope:
         """The terminal reply (``<Command>Succeeded`` or ``<Command>Failed``) to a sent command."""
@@ -31,14 +42,14 @@ class Driver:
         assert reply.type == f"{command.type_name()}Succeeded", reply.payload
         return reply.payload
 
-    async def refused(self, command: Command) -> dict:
+    async def refused(self, command: Command, *, actor: Actor | None = None) -> dict:
         """Send and expect failure; the ``Failed`` payload."""
-        reply = await self.reply(await self.send(command))
+        reply = await self.reply(await self.send(command, actor=actor))
         assert reply.type == f"{command.type_name()}Failed", reply.payload
         return reply.payload
 
-    async def ask(self, query: Query, timeout: float = 10) -> QueryResult:
-        return await self.client.ask(query, timeout=timeout)
+    async def ask(self, query: Query, timeout: float = 10, *, actor: Actor | None = None) -> QueryResult:
+        return await self.client.ask(query, timeout=timeout, actor=actor or self.actor)
 
     async def until(
         self, query: Query, check, *, timeout: float = 30, what: str = "condition"

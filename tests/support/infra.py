@@ -3,11 +3,17 @@
 ``AMQP_URL`` / ``DATABASE_URL`` (or the local defaults) when they answer; else containers
 through testcontainers when a Docker engine is present. With ``CI`` set, a missing service
 fails the run instead of skipping it. Each test gets its own vhost and its own database.
+
+Nobody connects as ``guest``: each vhost gets snapdeploy's service users with their real
+permissions (``snapdeploy/broker_users.py``), and the harness user ``snapdeploy-test`` that
+drives and observes the tests (a service user in the tests' ``BUS_SERVICE_USERS``).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -16,6 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+
+from snapdeploy import broker_users
+from snapdeploy.local.users import (  # noqa: F401  (re-exported for the tests)
+    HARNESS_USER,
+    TEST_SERVICE_USERS,
+    as_user,
+    local_password,
+    producer_user,
+    snapdeploy_users,
+)
 
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -47,10 +63,12 @@ def _missing(what: str, hint: str) -> None:
 class Broker:
     url: str  # of the default vhost
     ctl: Callable[..., str]  # runs rabbitmqctl with these arguments
+    load: Callable[[dict], None]  # imports a definitions document (vhost, users, permissions)
 
-    def url_for(self, vhost: str) -> str:
+    def url_for(self, vhost: str, user: str = HARNESS_USER) -> str:
         parts = urllib.parse.urlsplit(self.url)
-        return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(vhost, safe="")))
+        url = urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(vhost, safe="")))
+        return as_user(url, user)
 
 
 @dataclass
@@ -75,7 +93,7 @@ def start_broker(stack) -> Broker:
                 ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True
             ).stdout
 
-        return Broker(url.rsplit("/", 1)[0] + "/", ctl)
+        return Broker(url.rsplit("/", 1)[0] + "/", ctl, broker_users.import_definitions)
     if not _docker_available():
         _missing(f"RabbitMQ at {url}", "Start it: rabbitmq-server -detached (or set AMQP_URL).")
     from testcontainers.rabbitmq import RabbitMqContainer
@@ -89,7 +107,15 @@ def start_broker(stack) -> Broker:
             raise RuntimeError(out.decode())
         return out.decode()
 
-    return Broker(f"amqp://guest:guest@{host}:{port}/", container_ctl)
+    def container_load(document: dict) -> None:
+        container_ctl("eval", "ok.")  # the node is up
+        code, out = container.exec(
+            ["sh", "-c", f"echo {shlex.quote(json.dumps(document))} | rabbitmqctl -q import_definitions"]
+        )
+        if code:
+            raise RuntimeError(out.decode())
+
+    return Broker(f"amqp://guest:guest@{host}:{port}/", container_ctl, container_load)
 
 
 def start_postgres(stack) -> Postgres:

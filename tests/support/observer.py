@@ -9,16 +9,19 @@ from snapdeploy.client import BusClient, Subscription
 
 
 class Observer:
-    """``async with Observer(url, (exchange, key), ...) as seen``: a subscription (default: every event)."""
+    """``async with Observer(url, (exchange, key), ...) as seen``: a subscription (default: every
+    event); ``queue=`` names its queue; ``bound=False``: no bindings and no exchange declared (a
+    producer's reply queue, all its permissions allow). ``seen.client`` is the client behind it."""
 
-    def __init__(self, url: str, *bindings: tuple[str, str]):
+    def __init__(self, url: str, *bindings: tuple[str, str], queue: str | None = None, bound: bool = True):
         self.client = BusClient(url, name="observer")
-        self.bindings = bindings
+        self.bindings, self.queue, self.bound = bindings, queue, bound
 
     async def __aenter__(self) -> Subscription:
         await self.client.connect()
-        await self.client.bus.declare([])  # the exchanges, in case no service has declared them yet
-        return await self.client.subscribe(*self.bindings, history=None)
+        if self.bound:
+            await self.client.bus.declare([])  # the exchanges, in case no service has declared them yet
+        return await self.client.subscribe(*self.bindings, history=None, queue=self.queue, bound=self.bound)
 
     async def __aexit__(self, *exc) -> None:
         await self.client.close()

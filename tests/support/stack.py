@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from contextlib import AsyncExitStack
 
 from tests.support.driver import Driver, watching
@@ -15,10 +16,24 @@ class Stack(Driver):
     """``async with Stack(env, storage=2) as cloud``: the simulator, the agent and the named services."""
 
     def __init__(
-        self, env: dict[str, str], *, storage: int = 0, planner: int = 0, audit: int = 0, **extra_env
+        self,
+        env: dict[str, str],
+        *,
+        storage: int = 0,
+        planner: int = 0,
+        audit: int = 0,
+        api: int = 0,
+        **extra_env,
     ):
         self.env = {**env, **{k.upper(): str(v) for k, v in extra_env.items()}}
         self.counts = {"storage": storage, "planner": planner, "audit": audit}
+        self.api_count = api
+        # The api's bootstrap admin and encryption key: new for every test.
+        self.admin_key, self.admin_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(48)
+        self.env.setdefault("API_ENCRYPTION_KEY", secrets.token_urlsafe(32))
+        self.env.update(API_ADMIN_APIKEY=self.admin_key, API_ADMIN_SECRETKEY=self.admin_secret)
+        self.api_urls: list[str] = []
+        self.api_processes: list[ServiceProcess] = []
         self.processes: list[ServiceProcess] = []
         self._stack = AsyncExitStack()
 
@@ -35,6 +50,8 @@ class Stack(Driver):
             started += [self.start(service, f"services.{service}") for _ in range(count)]
         for process in started:
             process.wait_started()
+        for _ in range(self.api_count):
+            self.start_api()
         client, events = await watching(self.env["AMQP_URL"])
         self._stack.push_async_callback(client.close)
         super().__init__(client, events)
@@ -46,6 +63,18 @@ class Stack(Driver):
         self.sim.stop()
         if exc[0] is None:
             assert all(code == 0 for code in codes.values()), {p.name: p.output() for p in self.processes}
+
+    def start_api(self) -> str:
+        """One more api replica; its /client/api URL."""
+        process = self.start("api", "services.api")
+        self.api_processes.append(process)
+        url = f"http://127.0.0.1:{process.wait_started()}/client/api"
+        self.api_urls.append(url)
+        return url
+
+    @property
+    def api_url(self) -> str:
+        return self.api_urls[0]
 
     def commands_seen(self, type_name: str) -> list:
         return self.events.matching(lambda e: e.type == type_name)

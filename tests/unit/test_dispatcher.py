@@ -11,10 +11,11 @@ import pytest
 
 from contracts.base import Command, Succeeded
 from contracts.catalogue import CATALOGUE, specs_of
-from contracts.envelope import Envelope
+from contracts.envelope import Actor, Envelope
 from contracts.topology import QueueSpec
 from shared.bus.dispatcher import Dispatcher, RetryPolicy
 from shared.errors import DomainError
+from shared.identity import Identity
 from shared.messaging import HandlerContext, call_handler
 from shared.metrics import Metrics
 
@@ -44,6 +45,7 @@ class FakeDelivery:
     correlation_id: str | None = None
     reply_to: str | None = None
     app_id: str | None = "test"
+    user_id: str | None = "snapdeploy-test"
     headers: dict = field(default_factory=dict)
     settled: list = field(default_factory=list)
 
@@ -83,6 +85,7 @@ def dispatcher(handler, *, limit: int = 3) -> tuple[Dispatcher, FakeEffects]:
         handlers={Ping: handler},
         effects=effects,
         metrics=Metrics(),
+        identity=Identity(frozenset({"snapdeploy-test"})),
         namespace="unit",
         retry=RetryPolicy(base=0.001, cap=0.001),
     )
@@ -134,7 +137,7 @@ async def test_invalid_payload_is_rejected_with_a_431_reply():
     [reply] = effects.published
     assert reply.envelope.type == "PingFailed"
     assert reply.envelope.payload["error_code"] == 431
-    assert "text: Field required" in reply.envelope.payload["error_text"]
+    assert "text is required" in reply.envelope.payload["error_text"]
     assert reply.envelope.causation_id == envelope.message_id
 
 
@@ -182,3 +185,84 @@ async def test_consumer_keeps_going_after_a_bad_message(limit):
     good = delivery_of(Ping(text="next"))
     await d(good)
     assert good.settled == ["ack"]
+
+
+# -- who a message acts for (shared.identity) -------------------------------------------------------
+
+ALICE = uuid.UUID("00000000-0000-4000-8000-0000000a11ce")
+
+
+class KnownPrincipals(Identity):
+    """Identity with principals in memory instead of a table."""
+
+    async def principal(self, broker_user: str):
+        return {"team-a": Actor(account_id=ALICE, role="user")}.get(broker_user)
+
+
+def heard_by(handler) -> tuple[Dispatcher, FakeEffects]:
+    d, effects = dispatcher(handler)
+    d.identity = KnownPrincipals(frozenset({"snapdeploy-test"}))
+    return d, effects
+
+
+def as_sent(actor: Actor | None, user_id: str | None, reply_to: str | None = None) -> FakeDelivery:
+    envelope = Envelope.wrap(Ping(text="hi"), source="test", **({"actor": actor} if actor else {}))
+    return FakeDelivery(
+        envelope.to_bytes(), message_id=str(envelope.message_id), user_id=user_id, reply_to=reply_to
+    )
+
+
+async def test_a_producer_acts_as_its_principal_whatever_it_leaves_out():
+    actors = []
+
+    async def record(cmd: Ping, ctx: HandlerContext) -> PingSucceeded:
+        actors.append(ctx.envelope.actor)
+        return PingSucceeded(text=cmd.text)
+
+    d, effects = heard_by(record)
+    await d(as_sent(None, "team-a"))
+    await d(as_sent(Actor(account_id=ALICE, role="user"), "team-a"))
+    assert actors == [Actor(account_id=ALICE, role="user")] * 2
+    assert [o.envelope.actor for o in effects.published if o.exchange] == actors, "replies carry it on"
+
+
+@pytest.mark.parametrize(
+    ("actor", "user_id", "reply_to", "why"),
+    [
+        (Actor(account_id=uuid.uuid4(), role="admin"), "team-a", None, "the message claims account"),
+        (Actor(account_id=ALICE, role="admin"), "team-a", None, "as user; the message claims"),
+        (None, "nobody", None, "acts for no account"),
+        (None, None, None, "has no user_id"),
+        (None, "team-a", "planner.replies", "reply_to must be a queue of team-a's own (producer.team-a.*)"),
+        (None, "team-a", "producer.team-b.replies", "reply_to must be a queue of team-a's own"),
+    ],
+)
+async def test_a_sender_that_is_not_who_it_claims_gets_531_and_the_handler_never_runs(
+    actor, user_id, reply_to, why
+):
+    ran = []
+
+    async def record(cmd: Ping, ctx: HandlerContext) -> PingSucceeded:
+        ran.append(cmd)
+        return PingSucceeded(text=cmd.text)
+
+    d, effects = heard_by(record)
+    delivery = as_sent(actor, user_id, reply_to)
+    await d(delivery)
+    assert ran == [] and delivery.settled == ["ack"]
+    [reply] = [o for o in effects.published if o.exchange]
+    assert (reply.envelope.type, reply.envelope.payload["error_code"]) == ("PingFailed", 531)
+    assert why in reply.envelope.payload["error_text"]
+    assert [o for o in effects.published if not o.exchange] == [], "no reply into someone else's queue"
+
+
+async def test_a_service_user_states_the_actor_it_runs_for():
+    actors = []
+
+    async def record(cmd: Ping, ctx: HandlerContext) -> PingSucceeded:
+        actors.append(ctx.envelope.actor)
+        return PingSucceeded(text=cmd.text)
+
+    d, _ = heard_by(record)
+    await d(as_sent(Actor(account_id=ALICE, role="admin"), "snapdeploy-test"))
+    assert actors == [Actor(account_id=ALICE, role="admin")]

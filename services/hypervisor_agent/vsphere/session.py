@@ -34,6 +34,7 @@ class VsphereSession:
         *,
         datacenter: str,
         verify_ssl: bool = True,
+        ca_file: str | None = None,
         keepalive_interval: float = 300.0,
         http_timeout: float = 120.0,
     ) -> None:
@@ -48,6 +49,7 @@ class VsphereSession:
         self._password = unquote(parsed.password or "")
         self.datacenter_name = datacenter
         self.verify_ssl = verify_ssl
+        self.ca_file = ca_file  # a private CA that signed vCenter's certificate; else the system's
         # The owner schedules keepalive() at this interval; the session starts no threads.
         self.keepalive_interval = keepalive_interval
         # Socket timeout of every SOAP call; must exceed the longest WaitForUpdatesEx wait.
@@ -60,6 +62,13 @@ class VsphereSession:
         # knows another thread already logged in again and simply retries.
         self._generation = 0
 
+    def _tls_context(self) -> ssl.SSLContext:
+        if not self.verify_ssl:
+            return ssl._create_unverified_context()
+        # Always an explicit verifying context: given none, pyVmomi skips verification for
+        # localhost, 127.0.0.1 and ::1 (a tunnel to vCenter would then go unchecked).
+        return ssl.create_default_context(cafile=self.ca_file)
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     def connect(self) -> None:
@@ -71,7 +80,7 @@ class VsphereSession:
                 path=self._path,
                 user=self._user,
                 pwd=self._password,
-                sslContext=None if self.verify_ssl else ssl._create_unverified_context(),
+                sslContext=self._tls_context(),
                 disableSslCertValidation=not self.verify_ssl,
                 httpConnectionTimeout=self.http_timeout,
             )

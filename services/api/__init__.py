@@ -1,0 +1,1 @@
+"""The CloudStack-compatible HTTP API: authentication, the command table, async jobs (DESIGN section 9)."""

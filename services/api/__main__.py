@@ -1,0 +1,4 @@
+from services.api.main import build
+from shared.service import main
+
+main(build)

@@ -1,0 +1,35 @@
+"""An outside bus producer: its own RabbitMQ user (the script's producer permissions), its own
+reply queue, commands and queries only; what it may do is what its registered principal may."""
+
+from __future__ import annotations
+
+import urllib.parse
+import uuid
+
+from contracts.planner import RegisterBusPrincipal
+from contracts.topology import producer_queue_prefix
+from snapdeploy.local.users import until_known
+from tests.support.driver import Driver
+from tests.support.observer import Observer
+
+
+class Producer(Driver):
+    def __init__(self, url: str):
+        self.url = url
+        self.user = urllib.parse.unquote(urllib.parse.urlsplit(url).username)
+        self.queue = producer_queue_prefix(self.user) + "replies"
+        self._observer = Observer(url, queue=self.queue, bound=False)
+
+    async def __aenter__(self) -> Producer:
+        replies = await self._observer.__aenter__()  # one connection: its client sends, the queue replies
+        super().__init__(replies.client, replies, reply_to=self.queue)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._observer.__aexit__(*exc)
+
+
+async def register(admin: Driver, producer: Producer, account_id: uuid.UUID, role: str = "user") -> None:
+    """An admin maps the producer's broker user to a principal; wait until every service knows it."""
+    await admin.call(RegisterBusPrincipal(broker_user=producer.user, account_id=account_id, role=role))
+    await until_known(producer)
