@@ -39,10 +39,10 @@ from cs import CloudStack
 from cs.client import transform
 
 from bench.support import scratch_vhost
-from scripts.broker_users import service_user
 from shared.settings import ServiceSettings
-from tests.support.infra import as_user
-from tests.support.processes import ROOT
+from snapdeploy.broker_users import service_user
+from snapdeploy.local.processes import ROOT
+from snapdeploy.local.users import as_user
 
 WARMUP = 100
 ROUNDS = 4

@@ -17,13 +17,13 @@ import urllib.parse
 import aio_pika
 import asyncpg
 
-from scripts import broker_users
 from shared.bus import Bus
+from snapdeploy import broker_users
+from snapdeploy.local.processes import ServiceProcess
+from snapdeploy.local.simulator import Simulator
+from snapdeploy.local.users import TEST_SERVICE_USERS, as_user, producer_user, snapdeploy_users
 from tests.support.driver import Driver
-from tests.support.infra import TEST_SERVICE_USERS, as_user, producer_user, snapdeploy_users
 from tests.support.observer import Observer
-from tests.support.processes import ServiceProcess
-from tests.support.vcsim import Simulator
 
 ZONE = "zone1"
 SERVICES = {"hypervisor_agent": 8083, "planner": 8081, "storage": 8082, "audit": 8084}
@@ -31,9 +31,9 @@ PRODUCER = "demo-team"  # a bus producer of the demo account: a RabbitMQ user of
 
 
 def scratch_vhost(amqp_url: str, name: str) -> str:
-    """A fresh vhost with snapdeploy's users and the demo's producer (scripts/broker_users.py's
+    """A fresh vhost with snapdeploy's users and the demo's producer (snapdeploy/broker_users.py's
     permissions) when rabbitmqctl is here (local broker); the operator console's URL in it. Else the
-    URL as given, whose vhost must have those users already (``python -m scripts.broker_users``)."""
+    URL as given, whose vhost must have those users already (``python -m snapdeploy.broker_users``)."""
     if not shutil.which("rabbitmqctl"):
         return amqp_url
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
