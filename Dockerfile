@@ -34,6 +34,7 @@ COPY README.md ./
 COPY contracts ./contracts
 COPY shared ./shared
 COPY services ./services
+COPY snapdeploy ./snapdeploy
 RUN /opt/snapdeploy/bin/pip install --no-deps . \
  && cd / \
  && /opt/snapdeploy/bin/python -c 'import services.planner.main, services.storage.main, services.hypervisor_agent.main, services.audit.main'

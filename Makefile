@@ -5,11 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 GOPATH_DEBIAN := /usr/share/gocode
 VCSIM := build/vcsim
+ASYNCAPI_CHECK := scripts/asyncapi
 
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/snapdeploy
 
-.PHONY: help install services db browser test unit integration e2e chaos cluster-test lint asyncapi samples vcsim bench demo up clean
+.PHONY: help install services db browser test unit integration e2e chaos cluster-test lint asyncapi asyncapi-parser asyncapi-check samples vcsim bench demo up clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,10 +31,10 @@ db: services
 browser: ## headless Chromium and its chromedriver from Debian, for the console's browser tests
 	@scripts/ensure-browser
 
-test: install services vcsim browser ## every test: unit, integration (real broker + database), e2e
+test: install services vcsim browser asyncapi-parser ## every test: unit, integration (real broker + database), e2e
 	$(BIN)/pytest -q
 
-unit: install ## unit tests only (no network)
+unit: install asyncapi-parser ## unit tests only (no network)
 	$(BIN)/pytest -q tests/unit
 
 integration: install services vcsim ## integration tests (real broker, database, simulator)
@@ -57,20 +58,32 @@ lint: install ## ruff
 asyncapi: install ## regenerate contracts/asyncapi.yaml from the models and the topology
 	$(BIN)/python -m contracts.asyncapi > contracts/asyncapi.yaml
 
+asyncapi-parser: $(ASYNCAPI_CHECK)/node_modules/.package-lock.json
+
+# The official AsyncAPI parser (@asyncapi/parser, pinned by the lock file) from the npm registry.
+$(ASYNCAPI_CHECK)/node_modules/.package-lock.json: $(ASYNCAPI_CHECK)/package.json $(ASYNCAPI_CHECK)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: apt-get install nodejs npm"; exit 1; }
+	cd $(ASYNCAPI_CHECK) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+
+asyncapi-check: asyncapi-parser ## check contracts/asyncapi.yaml with the official AsyncAPI parser
+	node $(ASYNCAPI_CHECK)/validate.mjs contracts/asyncapi.yaml
+
 samples: install ## write golden samples for message types that have none (never overwrites)
 	$(BIN)/python -m contracts.samples
 
 vcsim: $(VCSIM) ## build the vCenter simulator (tests/vcsim)
 
-$(VCSIM): $(wildcard tests/vcsim/*.go)
+$(VCSIM): $(wildcard tests/vcsim/*.go) tests/vcsim/build.sh
 	@scripts/ensure-go
 	mkdir -p build
-	cd tests/vcsim && GO111MODULE=off GOPATH=$(GOPATH_DEBIAN) go build -o ../../$(VCSIM) .
+	tests/vcsim/build.sh $(VCSIM) $(GOPATH_DEBIAN)
 
 bench: install services vcsim ## benchmarks; each prints ratios against a baseline measured in the same run
 	$(BIN)/python -m bench.bus_throughput
 	$(BIN)/python -m bench.agent_concurrency
+	$(BIN)/python -m bench.deploy_concurrency
 	$(BIN)/python -m bench.audit_ingest
+	$(BIN)/python -m bench.api_requests
 
 demo: install services vcsim ## the whole stack, deployments from VM snapshots, the audit trail (exits 0 if all checks hold)
 	$(BIN)/python -m scripts.demo
@@ -79,4 +92,4 @@ up: install services vcsim ## the same stack in the foreground until Ctrl-C
 	$(BIN)/python -m scripts.demo --up
 
 clean: ## remove the virtualenv and build output
-	rm -rf $(VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) build .pytest_cache .ruff_cache $(ASYNCAPI_CHECK)/node_modules

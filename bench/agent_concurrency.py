@@ -16,36 +16,21 @@ import uuid
 
 from bench.support import scratch_vhost
 from contracts import agent as cmd
-from contracts.envelope import Envelope
+from contracts.events import InventorySynced
 from shared import logging as snap_logging
-from shared.bus import Bus
-from shared.messaging import command_out
-from tests.support.observer import Observer
-from tests.support.processes import ServiceProcess
-from tests.support.vcsim import Simulator
+from snapdeploy.client import BusClient
+from snapdeploy.local.processes import ServiceProcess
+from snapdeploy.local.simulator import Simulator
 
 ZONE = "zone1"
+DEADLINE = 300.0
 
 
-class Driver:
-    def __init__(self, bus: Bus, events: Observer):
-        self.bus, self.events = bus, events
-
-    async def call(self, command: cmd.AgentCommand) -> dict:
-        envelope = Envelope.wrap(command, source="bench", correlation_id=uuid.uuid4())
-        await self.bus.publish_until_confirmed(command_out(envelope, command))
-        [reply] = await self.events.wait_for(
-            lambda e: e.causation_id == envelope.message_id and e.type.startswith(envelope.type), timeout=300
-        )
-        assert reply.type.endswith("Succeeded"), reply.payload
-        return reply.payload
-
-
-def clone(seed: dict, host: str) -> cmd.CloneFromSnapshot:
+def clone(seed: cmd.SeedTemplateSucceeded, host: str) -> cmd.CloneFromSnapshot:
     vm_id = str(uuid.uuid4())
     return cmd.CloneFromSnapshot(
-        zone_id=ZONE, vm_id=vm_id, vm_name=f"i-{vm_id[:8]}", template_ref=seed["template_ref"],
-        base_snapshot_ref=seed["base_snapshot_ref"], host_ref=host, datastore="ds1",
+        zone_id=ZONE, vm_id=vm_id, vm_name=f"i-{vm_id[:8]}", template_ref=seed.template_ref,
+        base_snapshot_ref=seed.base_snapshot_ref, host_ref=host, datastore="ds1",
     )  # fmt: skip
 
 
@@ -62,37 +47,33 @@ async def main(url: str, clones: int, latency_ms: int) -> None:
     agent = ServiceProcess("services.hypervisor_agent", env, name="agent").start()
     try:
         agent.wait_started()
-        bus = Bus(url, name="bench")
-        await bus.connect()
-        async with Observer(url) as events:
-            drive = Driver(bus, events)
-            await drive.call(cmd.SyncInventory(zone_id=ZONE))
-            [synced] = events.matching(lambda e: e.type == "InventorySynced")
-            src = next(vm for vm in synced.payload["vms"] if vm["name"] == "src-vm")
-            host = next(d for d in synced.payload["datastores"] if d["name"] == "ds1")["hosts"][0]
-            snapshot = await drive.call(
-                cmd.CreateVmSnapshot(zone_id=ZONE, vm_ref=src["ref"], snapshot_id="bench", name="S1")
+        async with BusClient(url, name="bench") as bus:
+            synced = await bus.call_caused(cmd.SyncInventory(zone_id=ZONE), InventorySynced)
+            src = next(vm for vm in synced.vms if vm.name == "src-vm")
+            host = next(d for d in synced.datastores if d.name == "ds1").hosts[0]
+            snapshot = await bus.call(
+                cmd.CreateVmSnapshot(zone_id=ZONE, vm_ref=src.ref, snapshot_id="bench", name="S1")
             )
-            seed = await drive.call(
+            seed = await bus.call(
                 cmd.SeedTemplate(
                     zone_id=ZONE,
                     seed_id="bench",
-                    vm_ref=src["ref"],
-                    snapshot_ref=snapshot["snapshot"]["ref"],
+                    vm_ref=src.ref,
+                    snapshot_ref=snapshot.snapshot.ref,
                     datastore="ds1",
-                )
+                ),
+                timeout=DEADLINE,
             )
             sim.slow("CloneVM_Task", latency_ms)
 
             started = time.perf_counter()
             for _ in range(clones):
-                await drive.call(clone(seed, host))
+                await bus.call(clone(seed, host), timeout=DEADLINE)
             serial = time.perf_counter() - started
 
             started = time.perf_counter()
-            await asyncio.gather(*(drive.call(clone(seed, host)) for _ in range(clones)))
+            await asyncio.gather(*(bus.call(clone(seed, host), timeout=DEADLINE) for _ in range(clones)))
             concurrent = time.perf_counter() - started
-        await bus.close()
     finally:
         agent.stop()
         sim.stop()

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import aio_pika
 
-from scripts.broker_users import definitions, import_definitions
 from shared.settings import ServiceSettings
-from tests.support.infra import TEST_SERVICE_USERS, as_user, snapdeploy_users
+from snapdeploy.broker_users import definitions, import_definitions
+from snapdeploy.local.users import TEST_SERVICE_USERS, as_user, snapdeploy_users
 
 
 def rabbitmqctl(*args: str) -> None:

@@ -89,6 +89,23 @@ class RemoveVmSnapshotSucceeded(Succeeded):
     snapshot_ref: str
 
 
+class RevertToVmSnapshot(AgentCommand):
+    """Put a VM back on one of its snapshots: its disks return to the snapshot, which becomes the
+    VM's current snapshot (the next one taken is its child). Writes since are discarded."""
+
+    vm_ref: Ref
+    snapshot_ref: Ref
+
+
+class RevertToVmSnapshotSucceeded(Succeeded):
+    """The VM is on the snapshot; ``power_state`` is the VM's afterwards (a snapshot without
+    memory state leaves it powered off)."""
+
+    vm_ref: str
+    snapshot_ref: str
+    power_state: str
+
+
 # -- seeding and cloning -------------------------------------------------------------------------
 
 

@@ -44,6 +44,41 @@ def _address(spec: MessageSpec) -> tuple[Exchange, str]:
     return EVENTS, f"{source}.{word}{detail}"
 
 
+def _schema(model: type, schemas: dict[str, Any]) -> dict[str, Any]:
+    """The model's JSON schema; the models it refers to go to components/schemas (no dangling refs)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for def_name, definition in schema.pop("$defs", {}).items():
+        schemas.setdefault(def_name, definition)
+    return schema
+
+
+def _as_it_travels(spec: MessageSpec) -> dict[str, Any]:
+    """The message on the wire: the envelope, whose ``type`` is this one and ``payload`` this body."""
+    return {
+        "allOf": [
+            {"$ref": "#/components/schemas/Envelope"},
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"const": spec.type},
+                    "schema_version": {"type": "integer", "minimum": 1, "maximum": spec.model.schema_version},
+                    "payload": {"$ref": f"#/components/schemas/{spec.key}"},
+                },
+            },
+        ]
+    }
+
+
+def _operation_binding(spec: MessageSpec) -> dict[str, Any]:
+    """AMQP 0.3.0 puts delivery properties on operations: persistent (2) except queries (direct
+    reply-to, nothing stored); commands are mandatory (an unroutable one stays in the outbox)."""
+    binding: dict[str, Any] = {"deliveryMode": 1 if spec.kind == "query" else 2}
+    if spec.kind in ("command", "query"):
+        binding["mandatory"] = True
+        binding["ack"] = spec.kind == "command"
+    return {**binding, "bindingVersion": "0.3.0"}
+
+
 def _queue_channel(queue: QueueSpec) -> dict[str, Any]:
     return {
         "address": queue.name,
@@ -63,28 +98,27 @@ def _queue_channel(queue: QueueSpec) -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    schemas: dict[str, Any] = {
-        "Envelope": Envelope.model_json_schema(ref_template="#/components/schemas/{model}")
-    }
+    schemas: dict[str, Any] = {}
+    schemas["Envelope"] = _schema(Envelope, schemas)
     messages: dict[str, Any] = {}
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     for spec in CATALOGUE:
         name = spec.key
-        payload_schema = spec.model.model_json_schema(ref_template="#/components/schemas/{model}")
-        for def_name, definition in payload_schema.pop("$defs", {}).items():
-            schemas.setdefault(def_name, definition)
-        schemas[name] = payload_schema
+        schemas[name] = _schema(spec.model, schemas)
         messages[name] = {
             "name": spec.type,
             "title": spec.type,
             "summary": _doc(spec.model),
             "contentType": "application/json",
-            "payload": {"$ref": f"#/components/schemas/{name}"},
-            "x-envelope": {"$ref": "#/components/schemas/Envelope"},
+            "payload": _as_it_travels(spec),
+            "correlationId": {
+                "description": "The job (async job id) the message belongs to; also the AMQP correlation_id.",
+                "location": "$message.payload#/correlation_id",
+            },
             "x-schema-version": spec.model.schema_version,
             "x-kind": spec.kind,
-            "bindings": {"amqp": {"messageType": spec.type, "deliveryMode": 2, "bindingVersion": "0.3.0"}},
+            "bindings": {"amqp": {"messageType": spec.type, "bindingVersion": "0.3.0"}},
         }
         exchange, key = _address(spec)
         channels[name] = {
@@ -108,6 +142,7 @@ def document() -> dict[str, Any]:
             "action": "receive" if handled_by else "send",
             "channel": {"$ref": f"#/channels/{name}"},
             "summary": (f"{handled_by} handles it" if handled_by else f"emitted by {spec.namespace}"),
+            "bindings": {"amqp": _operation_binding(spec)},
         }
     for queue in (*TOPOLOGY.queues, agent_commands_queue("{zone}"), API_JOBS):
         channels[f"queue.{queue.name}"] = _queue_channel(queue)
@@ -117,9 +152,10 @@ def document() -> dict[str, Any]:
             "title": "snapdeploy",
             "version": VERSION,
             "description": (
-                "Deploy VMware VMs straight from VM snapshots. Every message is a JSON envelope "
-                "(components/schemas/Envelope) whose `payload` is the message below. Commands end in "
-                "exactly one <Command>Succeeded or <Command>Failed on snapdeploy.events (and reply_to)."
+                "Deploy VMware VMs straight from VM snapshots. Every message travels as a JSON envelope "
+                "(components/schemas/Envelope) whose `type` names it and whose `payload` is its body "
+                "(components/schemas/<namespace>.<type>). Commands end in exactly one "
+                "<Command>Succeeded or <Command>Failed on snapdeploy.events (and reply_to)."
             ),
         },
         "defaultContentType": "application/json",

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from contracts.base import Message
 
@@ -18,6 +18,19 @@ class Actor(BaseModel):
 
     account_id: uuid.UUID | None = None
     role: Literal["admin", "user", "service"] = "service"
+    user_id: uuid.UUID | None = Field(
+        default=None,
+        description="The user of the account who asked (CloudStack's user uuid), when one did; "
+        "CloudStack event consumers read it as `user`.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unknown_user(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An actor without a user travels as it always has (every golden sample stays valid).
+        fields = dump(self)
+        if fields.get("user_id") is None:
+            fields.pop("user_id", None)
+        return fields
 
 
 SYSTEM = Actor()

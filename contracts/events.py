@@ -18,8 +18,10 @@ class ActionEvent(Event):
     event_type: str = Field(description="CloudStack event type, e.g. VM.CREATE, VOLUME.CREATE, NIC.CREATE.")
     state: Literal["Scheduled", "Started", "Completed", "Failed"]
     level: Literal["INFO", "WARN", "ERROR"] = "INFO"
-    resource_type: str = Field(description="CloudStack resource type, e.g. VirtualMachine, Volume, Nic.")
-    resource_id: uuid.UUID
+    resource_type: str | None = Field(
+        default=None, description="CloudStack resource type, e.g. VirtualMachine, Volume, Nic, VmSnapshot."
+    )
+    resource_id: uuid.UUID | None = Field(default=None, description="None for an action on no one resource.")
     resource_name: str | None = None
     account_id: uuid.UUID | None = None
     description: str
@@ -72,6 +74,10 @@ class JobStatusChanged(Event):
     result: dict[str, Any] | None = None
     error_code: int | None = None
     error_text: str | None = None
+    steps_done: int | None = Field(
+        default=None, ge=0, description="Steps of the job's flow completed so far."
+    )
+    step: str | None = Field(default=None, description="The step under way, in words ('cloning').")
 
 
 class ResourceStateChanged(Event):

@@ -79,6 +79,18 @@ class StopVirtualMachineSucceeded(Succeeded):
     vm_id: uuid.UUID
 
 
+class RebootVirtualMachine(PlannerCommand):
+    """Restart a running VM (powered off, then on again, on the same host)."""
+
+    vm_id: uuid.UUID
+
+
+class RebootVirtualMachineSucceeded(Succeeded):
+    """The VM is running again."""
+
+    vm_id: uuid.UUID
+
+
 class DestroyVirtualMachine(PlannerCommand):
     """Destroy a VM; with ``expunge`` its vCenter VM and root volume are removed at once."""
 
@@ -120,6 +132,20 @@ class DeleteVmSnapshot(PlannerCommand):
 class DeleteVmSnapshotSucceeded(Succeeded):
     """The VM snapshot is gone."""
 
+    vm_snapshot_id: uuid.UUID
+
+
+class RevertToVmSnapshot(PlannerCommand):
+    """Revert a VM to one of its VM snapshots (CloudStack's revertToVMSnapshot): the VM's disks
+    return to the snapshot, it becomes the VM's current snapshot, and the next one is its child."""
+
+    vm_snapshot_id: uuid.UUID
+
+
+class RevertToVmSnapshotSucceeded(Succeeded):
+    """The VM is back on the VM snapshot."""
+
+    vm_id: uuid.UUID
     vm_snapshot_id: uuid.UUID
 
 
@@ -259,6 +285,7 @@ class VmSnapshot(BaseModel):
     vm_id: uuid.UUID
     name: str
     parent_id: uuid.UUID | None
+    current: bool = Field(default=False, description="The VM's current snapshot in vCenter.")
     state: str
     memory: bool
     created: datetime

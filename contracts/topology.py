@@ -34,6 +34,13 @@ EXCHANGES = (COMMANDS, EVENTS, QUERIES, DEAD_LETTER, CLOUDSTACK_EVENTS)
 # RabbitMQ's pseudo-queue for answers straight to the asking channel (queries).
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
+
+def producer_queue_prefix(broker_user: str) -> str:
+    """A producer's own queues, the only ones its permissions let it declare and read (its replies
+    go there): ``producer.<broker user>.``."""
+    return f"producer.{broker_user}."
+
+
 DEFAULT_DELIVERY_LIMIT = 10
 DEFAULT_PREFETCH = 16
 

@@ -27,11 +27,40 @@ class DiskConfig(Value):
     parent_file: DatastorePath | None = Field(
         default=None, description="Parent disk of a child (linked) disk."
     )
+    boot_order: int | None = Field(
+        default=None,
+        ge=0,
+        le=1023,
+        description="Place of this disk in the VM's configured boot order, when it is listed.",
+    )
+
+
+# The order in which a VM's BIOS tries hard disks when no boot order is configured: the IDE
+# disks it drives itself, then SATA (AHCI), then the option ROMs of SCSI adapters, NVMe last.
+# Adding a SATA disk to a VM that boots from SCSI changes which disk it boots from; a SCSI
+# disk added to an NVMe-booted VM does the same. Within a kind: the controller's bus number
+# (vSphere numbers controller keys by bus: IDE 200/201, SCSI 1000+, SATA 15000+, NVMe 31000+),
+# then the unit on it.
+BOOT_ORDER = ("ide", "sata", "scsi", "nvme")
+
+
+def boot_position(disk: DiskConfig) -> tuple[int, int, int]:
+    kind = disk.controller_type if disk.controller_type in BOOT_ORDER else None
+    rank = BOOT_ORDER.index(kind) if kind else len(BOOT_ORDER)
+    return rank, disk.controller_key, disk.unit_number
 
 
 def root_disk(disks: list[DiskConfig]) -> DiskConfig:
-    """A VM's root disk: the first unit of its first controller (every service uses this one rule)."""
-    return min(disks, key=lambda disk: (disk.controller_key, disk.unit_number))
+    """A VM's root disk: the first disk of its configured boot order (vSphere's
+    ``bootOptions.bootOrder``: listed devices first, then the BIOS's default), else the one its
+    BIOS boots from by default (``BOOT_ORDER``).
+
+    The one rule for every service: the planner sizes the root volume by it, storage seeds it,
+    and the agent finds the clone's root disk with it."""
+    listed = [disk for disk in disks if disk.boot_order is not None]
+    if listed:
+        return min(listed, key=lambda disk: disk.boot_order)
+    return min(disks, key=boot_position)
 
 
 class NicConfig(Value):

@@ -1,48 +1,42 @@
 """snapdeploy's main job, on one machine: `make demo` (checks, then stops) and `make up` (runs until Ctrl-C).
 
-Starts the vCenter simulator and every service as its own process against the local RabbitMQ
-and PostgreSQL (a vhost and a database of the demo's own), then, as an operator would over the
-bus: syncs the zone, adopts the source VM, creates an offering, writes known bytes into the
-source VM's root disk, takes S1 and S2 (child of S1), deploys one VM from S1 and two from S2,
-and prints what each VM is, where its root disk hangs from, the pool's capacity before and
-after, and the first deployment's audit trail; then a bus producer of the account (a RabbitMQ
-user of its own, registered as the account's principal) lists its VMs and is refused when it
-claims to be an admin. Every service connects as its own RabbitMQ user, with the permissions of
-``scripts/broker_users.py``; nobody connects as guest. Exits 0 only if every check holds.
+Starts the vCenter simulator, every service and the CloudStack API as processes against the local
+RabbitMQ and PostgreSQL (a vhost and a database of the demo's own). Through the API, with the
+real `cs` CLI, an admin creates a demo user account and its API keys, an offering, and adopts the
+simulator's src-vm into the account. `make up` then writes build/cloudstack.env and waits;
+`make demo` goes on as the demo user: writes known bytes into the source VM's root disk, takes S1
+and S2 (child of S1), deploys one VM from S1 and two from S2 (one with --async and
+queryAsyncJobResult), and checks against vCenter what each VM is, where its root disk hangs from,
+the pool's capacity before and after, and the first deployment's audit trail; then a bus
+producer of the demo account (a RabbitMQ user of its own, registered as the account's principal)
+lists its VMs and is refused when it claims to be an admin. Every service connects as its own
+RabbitMQ user. Exits 0 only if every check holds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
-import shutil
+import secrets
 import signal
-import subprocess
 import sys
-import urllib.parse
 import uuid
+from pathlib import Path
 
-import aio_pika
-import asyncpg
-
-from contracts import audit, planner, storage, vsphere
+from contracts import planner, storage, vsphere
 from contracts.envelope import Actor
-from contracts.vsphere import VmInfo
-from scripts import broker_users
-from shared.bus import Bus
+from scripts.cloudstack_setup import CsCli, User, adopt, create_offering, create_user_account, write_env_file
+from scripts.demo_stack import PRODUCER, Stack, scratch_database, scratch_vhost, usable
 from shared.errors import DomainError
-from tests.support.driver import Driver
-from tests.support.infra import TEST_SERVICE_USERS, as_user, producer_user, snapdeploy_users
-from tests.support.observer import Observer
-from tests.support.processes import ServiceProcess
+from snapdeploy.local.simulator import Simulator, sha256
+from snapdeploy.local.users import as_user
 from tests.support.producer import Producer, register
-from tests.support.vcsim import Simulator, sha256
 
 ZONE = "zone1"
-ACCOUNT = uuid.UUID("00000000-0000-4000-8000-0000000000d0")
-SERVICES = {"hypervisor_agent": 8083, "planner": 8081, "storage": 8082, "audit": 8084}
 BYTES = {"S1": b"snapdeploy demo: root disk at S1\n" * 256, "S2": b"snapdeploy demo: root disk at S2\n" * 256}
+ENV_FILE = Path(__file__).resolve().parents[1] / "build" / "cloudstack.env"
 
 
 class Checks:
@@ -60,171 +54,133 @@ def step(text: str) -> None:
     print(f"\n== {text}")
 
 
-# -- a place of the demo's own on the broker and the database ------------------------------------------
+async def until(call: CsCli, command: str, check, *, what: str, timeout: float = 60, **params) -> dict:
+    """Ask ``command`` (quietly) until ``check(answer)`` holds, up to ``timeout`` seconds."""
+    quiet = call.quiet()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        answer = await quiet(command, **params)
+        if check(answer):
+            return answer
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout}s; last answer: {answer}")
+        await asyncio.sleep(0.2)
 
 
-PRODUCER = "demo-team"
+# -- what make up and make demo share ---------------------------------------------------------------
 
 
-def scratch_vhost(amqp_url: str, name: str) -> str:
-    """A fresh vhost with snapdeploy's users and a producer (scripts/broker_users.py's permissions)
-    when rabbitmqctl is here (local broker); the operator console's URL in it. Else the URL as given,
-    whose vhost must have those users already (``python -m scripts.broker_users``)."""
-    if not shutil.which("rabbitmqctl"):
-        return amqp_url
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
-    users = {**snapdeploy_users(), **producer_user(PRODUCER)}
-    broker_users.import_definitions(broker_users.definitions(name, users))
-    parts = urllib.parse.urlsplit(amqp_url)
-    url = urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(name, safe="")))
-    return as_user(url, "snapdeploy-test")
+async def provision(stack: Stack, admin: CsCli) -> tuple[User, dict, dict]:
+    """The zone synced, the demo user account, an offering, src-vm adopted: (user, offering, src-vm)."""
+    step("sync zone1 (vCenter datacenter DC0)")
+    _, found = await stack.driver.inventory()
+    print(
+        f"  {len(found['hosts'])} hosts, {len(found['datastores'])} datastores, "
+        f"{len(found['networks'])} port groups"
+    )
+    await until(admin, "listHosts", lambda a: a.get("count") == len(found["hosts"]), what="hosts known")
+    await until(admin, "listStoragePools", lambda a: a.get("count") == 2, what="pools known")
+
+    step("as admin: the demo account and its API keys, an offering, src-vm adopted into the account")
+    await admin("listZones")
+    user = await create_user_account(admin, "demo", password=secrets.token_urlsafe(12))
+    offering = await create_offering(admin, "demo.small", cpus=2, mhz=500, memory_mb=512)
+    source = await adopt(admin, "src-vm", user, offering["id"])
+    return user, offering, source
 
 
-async def usable(url: str) -> None:
-    """The definitions import is asynchronous: wait until the console's user can open the vhost."""
-    for _ in range(200):
-        try:
-            await (await aio_pika.connect(url)).close()
-            return
-        except (aio_pika.exceptions.AMQPError, ConnectionError, OSError):
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"cannot connect to {url.split('@')[-1]}")
-
-
-async def scratch_database(database_url: str, name: str) -> str:
-    parts = urllib.parse.urlsplit(database_url)
-    admin = await asyncpg.connect(urllib.parse.urlunsplit(parts._replace(path="/postgres")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
-
-
-# -- the stack -------------------------------------------------------------------------------------------
-
-
-def start_stack(amqp_url: str, database_url: str, sim: Simulator, *, ports: bool) -> list[ServiceProcess]:
-    processes = []
-    for service, port in SERVICES.items():
-        env = {
-            "AMQP_URL": amqp_url, "BUS_SERVICE_USERS": TEST_SERVICE_USERS,  # each service as its own user
-            "DATABASE_URL": database_url, "HTTP_PORT": str(port if ports else 0),
-            "ZONE_ID": ZONE, "VCENTER_URL": sim.url, "VCENTER_INSECURE": "true",
-            "SCAVENGER_INTERVAL": "5", "SCAVENGER_DELAY": "0",
-        }  # fmt: skip
-        processes.append(ServiceProcess(f"services.{service}", env, name=service).start())
-    for process in processes:
-        process.wait_started(timeout=60)
-    return processes
-
-
-def stop_stack(processes: list[ServiceProcess]) -> bool:
-    codes = {p.name: p.stop() for p in processes}
-    print("\nstopped: " + ", ".join(f"{name} (exit {code})" for name, code in codes.items()))
-    return all(code == 0 for code in codes.values())
+def env_values(stack: Stack, user: User) -> dict[str, str]:
+    return {
+        "CLOUDSTACK_ENDPOINT": stack.api_url,
+        "CLOUDSTACK_KEY": user.api_key,
+        "CLOUDSTACK_SECRET": user.secret_key,
+        "SNAPDEPLOY_ADMIN_KEY": stack.admin_key,
+        "SNAPDEPLOY_ADMIN_SECRET": stack.admin_secret,
+        "VCENTER_URL": stack.sim.url,
+        "SNAPDEPLOY_CONSOLE_URL": stack.console_url,
+        "SNAPDEPLOY_CONSOLE_USER": user.username,
+        "SNAPDEPLOY_CONSOLE_PASSWORD": user.password,
+    }
 
 
 # -- the main job ------------------------------------------------------------------------------------------
 
 
-def root_of(vm: VmInfo):
-    return vsphere.root_disk(vm.disks)
+async def main_job(
+    stack: Stack, admin: CsCli, user: User, offering: dict, source: dict, check: Checks
+) -> None:
+    sim = stack.sim
+    demo = CsCli(stack.api_url, user.api_key, user.secret_key, who="demo")
+    print(f"\n  (the demo user's cs has CLOUDSTACK_ENDPOINT={stack.api_url}, _KEY and _SECRET)")
+    root_size = vsphere.root_disk((await stack.driver.inventory())[0]["src-vm"].disks).size_bytes
 
-
-async def pool_ds1(cloud: Driver) -> storage.StoragePool:
-    return {p.name: p for p in (await cloud.ask(storage.ListStoragePools(zone_id=ZONE))).pools}["ds1"]
-
-
-async def main_job(cloud: Driver, sim: Simulator, check: Checks) -> None:
-    step("sync zone1 (vCenter datacenter DC0)")
-    vms, found = await cloud.inventory()
-    print(
-        f"  {len(found['hosts'])} hosts, {len(found['datastores'])} datastores, "
-        f"{len(found['networks'])} port groups"
-    )
-    await cloud.until(
-        planner.ListHosts(zone_id=ZONE), lambda a: len(a.hosts) == len(found["hosts"]), what="hosts"
-    )
-    await cloud.until(storage.ListStoragePools(zone_id=ZONE), lambda a: len(a.pools) == 2, what="pools")
-
-    step("adopt src-vm into the demo account; create an offering")
-    src = vms["src-vm"]
-    adopted = await cloud.call(planner.ImportVirtualMachine(zone_id=ZONE, vm_ref=src.ref, account_id=ACCOUNT))
-    source_id = uuid.UUID(adopted["vm_id"])
-    offering_id = uuid.uuid4()
-    await cloud.call(
-        planner.CreateServiceOffering(
-            offering_id=offering_id, name="demo.small", cpu_number=2, cpu_speed_mhz=500, memory_mb=512
-        )
-    )
-    print(f"  src-vm -> {source_id}; offering demo.small: 2 vCPUs x 500 MHz, 512 MB")
-
-    step("write known bytes, take S1, write again, take S2 (child of S1)")
+    step("as the demo user: write known bytes, take S1, write again, take S2 (child of S1)")
     snapshots = {}
     for name, content in BYTES.items():
-        vms, _ = await cloud.inventory()
-        sim.write(root_of(vms["src-vm"]).file, content)
-        snapshots[name] = uuid.uuid4()
-        made = await cloud.call(
-            planner.CreateVmSnapshot(vm_snapshot_id=snapshots[name], vm_id=source_id, name=name)
-        )
-        print(f"  {name}: {snapshots[name]} (parent {made['parent_id']})")
-    vms, _ = await cloud.inventory()
-    sim.write(root_of(vms["src-vm"]).file, b"written after S2\n")
-    check(made["parent_id"] == str(snapshots["S1"]), "S2 is a child of S1")
+        vms, _ = await stack.driver.inventory()
+        sim.write(vsphere.root_disk(vms["src-vm"].disks).file, content)
+        made = await demo("createVMSnapshot", virtualmachineid=source["id"], name=name)
+        snapshots[name] = made["vmsnapshot"]["id"]
+    vms, _ = await stack.driver.inventory()
+    sim.write(vsphere.root_disk(vms["src-vm"].disks).file, b"written after S2\n")
+    [s2] = (await demo("listVMSnapshot", vmsnapshotid=snapshots["S2"]))["vmSnapshot"]
+    check(s2.get("parent") == snapshots["S1"], "S2 is a child of S1")
 
-    nets = {n.name: n.id for n in (await cloud.ask(planner.ListNetworks(zone_id=ZONE))).networks}
-    pool_before = await pool_ds1(cloud)
-    step("deploy vm-1 from S1, vm-2 and vm-3 from S2")
+    nets = {n["name"]: n["id"] for n in (await demo("listNetworks"))["network"]}
+    pool_before = await pool_ds1(admin)
+
+    step("deploy vm-1 from S1, vm-2 (--async) and vm-3 from S2: no zoneid, no templateid")
     plan = [
         ("vm-1", "S1", ["pg-web", "pg-db"]),
         ("vm-2", "S2", ["pg-web"]),
         ("vm-3", "S2", ["pg-db", "pg-mgmt"]),
     ]
-    jobs = {}
-    copies = []
-    for name, source, networks in plan:
-        cloud.job = uuid.uuid4()  # each deployment is a job of its own
-        request = planner.DeployVirtualMachine(
-            vm_id=uuid.uuid4(), vm_snapshot_id=snapshots[source], service_offering_id=offering_id,
-            network_ids=[nets[n] for n in networks], name=name,
+    deployed, seeds_after = {}, []
+    for name, source_snapshot, networks in plan:
+        params = dict(
+            vmsnapshotid=snapshots[source_snapshot], serviceofferingid=offering["id"],
+            networkids=[nets[n] for n in networks], name=name,
         )  # fmt: skip
-        sent = await cloud.send(request)
-        reply = await cloud.reply(sent, timeout=300)
-        jobs[name] = sent.correlation_id
-        copies.append(len([e for e in cloud.events.seen if e.type == "SeedTemplate"]))
-        check(
-            reply.type == "DeployVirtualMachineSucceeded",
-            f"{name} deployed from {source}: {reply.payload.get('error_text', 'ok')}",
-        )
-    check(copies == [1, 2, 2], "one seed per snapshot: vm-3 (second from S2) copied no disk")
+        if name == "vm-2":
+            started = await demo.run("deployVirtualMachine", "--async", **params)
+            job = await poll_job(demo, started["jobid"])
+            vm = job.get("jobresult", {}).get("virtualmachine", {})
+            ok, why = job.get("jobstatus") == 1, job.get("jobresult", {}).get("errortext", "ok")
+        else:
+            try:
+                vm = (await demo("deployVirtualMachine", **params))["virtualmachine"]
+                ok, why = True, "ok"
+            except Exception as error:
+                vm, ok, why = {}, False, str(error)
+        deployed[name] = vm
+        seeds_after.append((await admin.quiet()("listSeededTemplates")).get("count", 0))
+        check(ok and vm.get("state") == "Running", f"{name} deployed from {source_snapshot}: {why}")
+    check(seeds_after == [1, 2, 2], "one seed per snapshot: vm-3 (second from S2) copied no disk")
 
-    step("the VMs")
-    vms, _ = await cloud.inventory()
-    seeds = {s.install_path: s for s in (await cloud.ask(storage.ListSeeds())).seeds}
+    step("the VMs, as the API and vCenter show them")
+    vms, _ = await stack.driver.inventory()
+    seeded = await admin("listSeededTemplates")
+    seeds = {s["installpath"]: s for s in seeded.get("seededtemplate", [])}
     snapshot_names = {v: k for k, v in snapshots.items()}
-    for name, source, networks in plan:
-        [vm] = [v for v in (await cloud.ask(planner.ListVirtualMachines())).vms if v.name == name]
-        [root] = (await cloud.ask(storage.ListVolumes(vm_id=vm.id))).volumes
-        in_vcenter = vms[name]
-        parent = root_of(in_vcenter).parent_file
-        seed = seeds.get(parent)
-        same = sha256(sim.read(root.disk_path)) == sha256(BYTES[source])
-        print(f"  {name}: {vm.state} on {vm.host_name}, datastore {vm.pool}, "
-              f"{in_vcenter.num_cpus} vCPUs, {in_vcenter.memory_mb} MB")  # fmt: skip
-        print("      NICs: " + ", ".join(f"{n.device_order}:{n.network} {n.mac}" for n in vm.nics))
-        print(f"      root disk {root.disk_path}")
-        origin = snapshot_names.get(seed.vm_snapshot_id, "?") if seed else "?"
-        print(f"        -> hangs from seed {parent} (seeded from {origin})")
-        print(f"      root disk SHA-256 equals {source}'s: {same}")
-        check(vm.state == "Running" and in_vcenter.power_state == "poweredOn", f"{name} is running")
-        check(same, f"{name}'s root disk is {source}'s, byte for byte")
-        check(
-            seed is not None and snapshot_names.get(seed.vm_snapshot_id) == source,
-            f"{name} is a linked clone of {source}'s seed",
-        )
+    listed = {v["name"]: v for v in (await demo("listVirtualMachines")).get("virtualmachine", [])}
+    for name, source_snapshot, networks in plan:
+        vm, in_vcenter = listed.get(name, {}), vms.get(name)
+        if not check(in_vcenter is not None and bool(vm), f"{name} is in vCenter and in listVirtualMachines"):
+            continue
+        root = vsphere.root_disk(in_vcenter.disks)
+        seed = seeds.get(root.parent_file)
+        same = sha256(sim.read(root.file)) == sha256(BYTES[source_snapshot])
+        origin = snapshot_names.get(seed["vmsnapshotid"], "?") if seed else "?"
+        print(f"  {name}: {vm['state']} on {vm.get('hostname')}, {in_vcenter.num_cpus} vCPUs, "
+              f"{in_vcenter.memory_mb} MB")  # fmt: skip
+        nics = ", ".join(f"{n['networkname']} {n.get('macaddress')}" for n in vm.get("nic", []))
+        print(f"      NICs: {nics}\n      root disk {root.file}")
+        print(f"        -> hangs from seed {root.parent_file} (seeded from {origin})")
+        print(f"      root disk SHA-256 equals {source_snapshot}'s: {same}")
+        check(vm["state"] == "Running" and in_vcenter.power_state == "poweredOn", f"{name} is running")
+        check(same, f"{name}'s root disk is {source_snapshot}'s, byte for byte")
+        check(origin == source_snapshot, f"{name} is a linked clone of {source_snapshot}'s seed")
         check(
             [n.network for n in in_vcenter.nics] == networks,
             f"{name} has NICs on {', '.join(networks)} in order",
@@ -235,34 +191,37 @@ async def main_job(cloud: Driver, sim: Simulator, check: Checks) -> None:
         )
 
     step("pool ds1, before and after")
-    pool_after = await pool_ds1(cloud)
-    root_size = root_of(src).size_bytes
-    print(
-        f"  capacity {pool_after.capacity_bytes} bytes, "
-        f"allocation limit {pool_after.allocation_limit_bytes} (with over-provisioning)"
-    )
-    print(f"  allocated before {pool_before.allocated_bytes}, after {pool_after.allocated_bytes} "
-          f"(+{pool_after.allocated_bytes - pool_before.allocated_bytes})")  # fmt: skip
+    pool_after = await pool_ds1(admin)
+    before, after = pool_before["disksizeallocated"], pool_after["disksizeallocated"]
+    grew = after - before
+    factor = pool_after.get("overprovisionfactor")
+    print(f"  capacity {pool_after['disksizetotal']} bytes, over-provisioning x{factor}")
+    print(f"  allocated before {before}, after {after} (+{grew})")
     check(
-        pool_after.allocated_bytes - pool_before.allocated_bytes == 2 * root_size + 3 * root_size,
+        grew == 2 * root_size + 3 * root_size,
         "allocation grew by 2 seeds (full size) + 3 root volumes (virtual size), to the byte",
     )
 
     step("audit trail of vm-1's deployment")
-    trail = await cloud.until(
-        audit.GetDeploymentTrail(correlation_id=jobs["vm-1"]),
-        lambda t: t.status == "succeeded"
-        and ("VM.START", "Completed") in {(e.event_type, e.state) for e in t.entries},
-        what="the audit trail", timeout=60,
-    )  # fmt: skip
-    for entry in trail.entries:
-        if entry.kind == "event" and entry.type not in ("ActionEvent", "VcenterTask"):
-            continue
-        took = f" ({entry.duration_ms} ms)" if entry.duration_ms is not None else ""
-        print(f"  {entry.occurred_at:%H:%M:%S.%f}"[:-3] + f" {entry.source:8} {entry.summary}{took}")
-    print(f"  deployment took {trail.duration_ms} ms")
-    actions = [(e.event_type, e.state) for e in trail.entries if e.type == "ActionEvent"]
-    tasks = {e.task_name for e in trail.entries if e.type == "VcenterTask"}
+    vm_1 = deployed["vm-1"].get("id")
+    trail = (
+        await until(
+            demo,
+            "getDeploymentTrail",
+            virtualmachineid=vm_1,
+            what="the audit trail",
+            check=lambda a: ("VM.START", "Completed") in names_states(a),
+        )
+    )["trail"]
+    print(f"  demo$ cs getDeploymentTrail virtualmachineid={vm_1}   (its entries, one a line:)")
+    for entry in trail["entries"]:
+        if entry.get("kind") == "event" and "." not in entry["name"]:
+            continue  # state changes and job progress: the action events and vCenter tasks tell the story
+        took = f" ({entry['durationms']} ms)" if entry.get("durationms") is not None else ""
+        state = entry.get("state") or ""
+        print(f"  {entry['at'][11:19]} {entry.get('service', ''):8} {entry['name']} {state}".rstrip() + took)
+    actions = names_states({"trail": trail})
+    tasks = {e["name"] for e in trail["entries"] if e.get("kind") == "task"}
     check(
         ("TEMPLATE.CREATE", "Completed") in actions and ("VOLUME.CREATE", "Completed") in actions,
         "trail: template and root volume created",
@@ -277,24 +236,71 @@ async def main_job(cloud: Driver, sim: Simulator, check: Checks) -> None:
     )
 
 
-async def producer_job(cloud: Driver, producer: Producer, check: Checks) -> None:
-    step(f"a bus producer: RabbitMQ user {producer.user}, the demo account's principal")
-    await register(cloud, producer, ACCOUNT)
-    mine = (await producer.ask(planner.ListVirtualMachines())).vms
-    print(f"  it lists {len(mine)} VMs of its account: " + ", ".join(sorted(v.name for v in mine)))
-    check(
-        len(mine) == 4 and all(v.account_id == ACCOUNT for v in mine), "the producer sees its account's VMs"
-    )
-    check((await producer.ask(planner.ListHosts())).hosts == [], "hosts are for admins only")
-    claim = Actor(account_id=uuid.uuid4(), role="admin")
-    refused = await producer.refused(planner.StartVirtualMachine(vm_id=mine[0].id), actor=claim)
-    print(f"  claiming to be an admin: {refused['error_code']} {refused['error_text']}")
-    check(refused["error_code"] == 531, "a producer that claims another actor is refused (531)")
+def names_states(answer: dict) -> list[tuple[str, str]]:
+    entries = answer.get("trail", {}).get("entries", [])
+    return [(e["name"], e.get("state")) for e in entries if e.get("kind") == "event"]
+
+
+async def pool_ds1(admin: CsCli) -> dict:
+    [pool] = (await admin("listStoragePools", name="ds1"))["storagepool"]
+    return pool
+
+
+async def poll_job(user: CsCli, jobid: str, timeout: float = 300) -> dict:
+    """queryAsyncJobResult until the job is done: the first and the last answers are shown."""
+    first = await user("queryAsyncJobResult", jobid=jobid)
+    if first["jobstatus"] != 0:
+        return first
+    print("    ... (again every 0.5 s while jobstatus is 0)")
+    await until(user, "queryAsyncJobResult", lambda a: a["jobstatus"] != 0, what="the job", jobid=jobid,
+                timeout=timeout)  # fmt: skip
+    return await user("queryAsyncJobResult", jobid=jobid)
+
+
+async def producer_job(stack: Stack, user: User, check: Checks) -> None:
+    """A bus producer of the demo account sees that account's VMs only and cannot claim another actor."""
+    account = uuid.UUID(user.account_id)
+    async with Producer(as_user(stack.amqp_url, PRODUCER)) as producer:
+        step(f"a bus producer: RabbitMQ user {producer.user}, the demo account's principal")
+        await register(stack.driver, producer, account)
+        mine = (await producer.ask(planner.ListVirtualMachines())).vms
+        print(f"  it lists {len(mine)} VMs of its account: " + ", ".join(sorted(v.name for v in mine)))
+        check(
+            len(mine) == 4 and all(v.account_id == account for v in mine),
+            "the producer sees its account's VMs",
+        )
+        check((await producer.ask(planner.ListHosts())).hosts == [], "hosts are for admins only")
+        claim = Actor(account_id=uuid.uuid4(), role="admin")
+        refused = await producer.refused(planner.StartVirtualMachine(vm_id=mine[0].id), actor=claim)
+        print(f"  claiming to be an admin: {refused['error_code']} {refused['error_text']}")
+        check(refused["error_code"] == 531, "a producer that claims another actor is refused (531)")
+        try:
+            await producer.ask(storage.ListStoragePools(), actor=claim)
+            check(False, "a query claiming another actor is refused")
+        except DomainError as error:
+            check(error.code == 531, "a query claiming another actor is refused (531)")
+
+
+# -- the two modes -----------------------------------------------------------------------------------------
+
+
+async def run_up(stack: Stack, admin: CsCli, check: Checks) -> None:
+    user, _, _ = await provision(stack, admin)
+    write_env_file(ENV_FILE, env_values(stack, user))
+    print(f"\nwrote {ENV_FILE.relative_to(Path.cwd()) if ENV_FILE.is_relative_to(Path.cwd()) else ENV_FILE}:")
+    print("  " + "\n  ".join(f"{k}={v if 'SECRET' not in k and 'PASSWORD' not in k else '...'}"
+                             for k, v in env_values(stack, user).items()))  # fmt: skip
+    print(f"\nready: the CloudStack API at {stack.api_url}, the console at {stack.console_url}")
+    print(f"  try: set -a; . {ENV_FILE}; set +a; cs listVirtualMachines")
+    print("Ctrl-C stops it.", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await producer.ask(storage.ListStoragePools(), actor=claim)
-        check(False, "a query claiming another actor is refused")
-    except DomainError as error:
-        check(error.code == 531, "a query claiming another actor is refused (531)")
+        await stop.wait()
+    finally:
+        ENV_FILE.unlink(missing_ok=True)  # its keys die with this stack
 
 
 async def demo(args) -> int:
@@ -305,39 +311,31 @@ async def demo(args) -> int:
     )
     sim = Simulator()
     print(f"vCenter simulator: {sim.url}")
-    processes = start_stack(amqp, database, sim, ports=args.up)
+    admin_key, admin_secret = f"admin-{secrets.token_hex(8)}", secrets.token_urlsafe(32)
+    stack = Stack(
+        amqp, database, sim, fixed_ports=args.up, api_port=args.api_port,
+        api_env={
+            "API_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "API_ADMIN_USERNAME": "admin", "API_ADMIN_PASSWORD": secrets.token_urlsafe(12),
+            "API_ADMIN_APIKEY": admin_key, "API_ADMIN_SECRETKEY": admin_secret,
+        },
+    )  # fmt: skip
     check = Checks()
     try:
+        await stack.start()
+        print(f"CloudStack API: {stack.api_url}")
+        admin = CsCli(stack.api_url, admin_key, admin_secret, who="admin")
         if args.up:
-            print(
-                "\nthe stack is up: "
-                + ", ".join(f"{s} http://127.0.0.1:{p}/readyz" for s, p in SERVICES.items())
-            )
-            print(f"broker {amqp.split('@')[-1]} (as snapdeploy-test)\ndatabase {database}\nCtrl-C stops it.")
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
+            await run_up(stack, admin, check)
             return 0
-        bus = Bus(amqp, name="demo")
-        await bus.connect()
-        try:
-            async with Observer(
-                amqp, ("snapdeploy.events", "#"), ("snapdeploy.commands", "#"), queue="demo.observer"
-            ) as events:
-                cloud = Driver(bus, events)
-                await main_job(cloud, sim, check)
-                async with Producer(as_user(amqp, PRODUCER)) as producer:
-                    await producer_job(cloud, producer, check)
-        finally:
-            await bus.close()
+        user, offering, source = await provision(stack, admin)
+        await main_job(stack, admin, user, offering, source, check)
+        await producer_job(stack, user, check)
     except Exception as error:
         check(False, f"the demo stopped: {error!r}")
-        for process in processes:
-            print(f"\n--- {process.name} (last lines) ---\n{process.output()[-3000:]}")
+        stack.print_logs()
     finally:
-        clean = stop_stack(processes)
+        clean = await stack.stop()
         sim.stop()
     if not clean:
         check(False, "every service stopped cleanly")
@@ -348,4 +346,8 @@ async def demo(args) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--up", action="store_true", help="run the stack until Ctrl-C instead of the demo")
+    parser.add_argument(
+        "--api-port", type=int, default=int(os.environ.get("API_PORT", "8080")),
+        help="the API's port with --up (default $API_PORT or 8080; the demo takes any free port)",
+    )  # fmt: skip
     sys.exit(asyncio.run(demo(parser.parse_args())))

@@ -22,7 +22,7 @@ from contracts.envelope import SYSTEM, Actor, Envelope
 from contracts.errors import ErrorCode
 from contracts.events import BusPrincipalChanged
 from contracts.identity import producers_may_send
-from contracts.topology import DIRECT_REPLY_TO
+from contracts.topology import DIRECT_REPLY_TO, producer_queue_prefix
 from shared.errors import DomainError
 from shared.messaging import HandlerContext
 
@@ -47,7 +47,7 @@ class Identity:
         if not producers_may_send(spec.model):
             raise refused(f"{envelope.type} is sent only by snapdeploy's services, not by {user_id}")
         if not self.may_reply_to(user_id, reply_to):
-            raise refused(f"reply_to must be a queue of {user_id}'s own ({reply_prefix(user_id)}*)")
+            raise refused(f"reply_to must be a queue of {user_id}'s own ({producer_queue_prefix(user_id)}*)")
         principal = await self.principal(user_id)
         if principal is None:
             raise refused(f"broker user {user_id} acts for no account (an admin registers it)")
@@ -63,7 +63,7 @@ class Identity:
         """A producer's answers go only to its own queues (else it could post into a service's)."""
         if reply_to is None or user_id in self.service_users:
             return True
-        return user_id is not None and reply_to.startswith((reply_prefix(user_id), DIRECT_REPLY_TO))
+        return user_id is not None and reply_to.startswith((producer_queue_prefix(user_id), DIRECT_REPLY_TO))
 
     async def principal(self, broker_user: str) -> Actor | None:
         if self.pool is None:
@@ -74,11 +74,6 @@ class Identity:
                 broker_user,
             )
         return Actor(account_id=row["account_id"], role=row["role"]) if row else None
-
-
-def reply_prefix(broker_user: str) -> str:
-    """A producer's own queues (the only ones its permissions let it read): ``producer.<user>.``."""
-    return f"producer.{broker_user}."
 
 
 def account_scope(actor: Actor) -> uuid.UUID | None:

@@ -16,6 +16,10 @@ from services.api.signing import parse_expires
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MAP_KEY = re.compile(r"^([a-z0-9_]+)\[(\d+)\]\.([a-z0-9_]+)$")
+# Java's Integer.parseInt: an optional sign and digits, nothing else (Python's int() also takes
+# " 1", "1_000"). A map index is a Java int too; past it CloudStack answers 430.
+_INTEGER = re.compile(r"[+-]?\d+")
+_MAX_MAP_INDEX = 2**31 - 1
 _INT_BOUNDS = {
     "integer": (-(2**31), 2**31 - 1),
     "short": (-(2**15), 2**15 - 1),
@@ -60,10 +64,9 @@ def _scalar(command: str, name: str, kind: str, raw: str) -> Any:
             raise invalid(command, name, f"{raw!r} is not a UUID") from None
     if kind in _INT_BOUNDS:
         low, high = _INT_BOUNDS[kind]
-        try:
-            value = int(raw)
-        except ValueError:
-            raise invalid(command, name, f"{raw!r} is not a whole number") from None
+        if not _INTEGER.fullmatch(raw):
+            raise invalid(command, name, f"{raw!r} is not a whole number")
+        value = int(raw)
         if not low <= value <= high:
             raise invalid(command, name, f"{raw} is out of range")
         return value
@@ -102,7 +105,7 @@ def parse(command: str, declared: tuple[Param, ...], params: dict[str, str]) -> 
         if "[" not in key:
             continue
         match = _MAP_KEY.match(key)
-        if match is None:
+        if match is None or int(match.group(2)) > _MAX_MAP_INDEX:
             raise ApiError(430, f"Unable to execute API command {command.lower()}: malformed parameter {key}")
         name, index, field = match.groups()
         if name in maps:

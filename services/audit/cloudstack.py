@@ -1,19 +1,28 @@
 """CloudStack-compatible republish of action events, so existing CloudStack event consumers work unchanged.
 
-CloudStack's RabbitMQ event bus (``plugins/event-bus/rabbitmq``, ``RabbitMQEventBus``) publishes
-each action event to a durable topic exchange with the routing key
-``<source>.<category>.<event type>.<resource type>.<resource uuid>``, every part with ``.``
-replaced by ``-`` and an empty part as ``*``:
-``management-server.ActionEvent.VM-CREATE.VirtualMachine.<uuid>``. The body is the flat JSON
-map ``ActionEventUtils.publishOnEventBus`` builds: ``user``, ``account``, ``event``, ``status``
-(``Scheduled``, ``Started``, ``Completed``; CloudStack has no failed state: a failed action is
-``Completed`` with the description ``Error while ...``), ``entity`` (the entity's Java class
-name), ``entityuuid``, the entity's simple name -> its uuid, ``description`` and
-``eventDateTime`` (``yyyy-MM-dd HH:mm:ss Z``).
+What current CloudStack sends, and this module copies (``ActionEventUtils.publishOnEventBus``,
+``ActionEventInterceptor``, ``plugins/event-bus/rabbitmq`` ``RabbitMQEventBus``):
 
-Rows are written to ``cloudstack_outbox`` in the ingest transaction, only for newly stored
-action events; ``CloudStackRelay`` publishes them with confirms and deletes what was confirmed.
-A crash between publish and delete publishes one twice with the same AMQP ``message_id``.
+- Exchange: a durable topic; routing key ``<source>.<category>.<event type>.<resource type>.<resource
+  uuid>``, each part with ``.`` replaced by ``-`` and an empty part as ``*``:
+  ``management-server.ActionEvent.VM-CREATE.VirtualMachine.<uuid>``; an action on no resource
+  is ``management-server.ActionEvent.<TYPE>.*.*``.
+- Properties: ``MessageProperties.PERSISTENT_TEXT_PLAIN`` (persistent, ``text/plain``).
+- Body: a flat JSON map: ``user`` (the calling user's uuid), ``account`` (the owner's uuid),
+  ``event``, ``status`` (``Created``, ``Scheduled``, ``Started``, ``Completed``), ``entity`` (the
+  resource type by its API name: ``VirtualMachine``, ``Volume``, ``Template``), ``entityuuid``,
+  each first-class entity's class name -> uuid, ``description`` and ``eventDateTime``
+  (``yyyy-MM-dd HH:mm:ss Z``). Absent values are left out (Gson drops nulls).
+- A VM snapshot's events are filed under its VM (``updateParentResourceCases``): entity
+  ``VirtualMachine`` and the VM's uuid.
+- Texts: a phase repeats the action's description; completion is ``Successfully completed
+  <description>``, failure a ``Completed`` at level ERROR with ``Error while <description>``,
+  and an action that creates its entity first sends ``Created`` with ``Successfully created
+  entity for <description>``. snapdeploy's own text of a phase, when it says more, follows as
+  CloudStack's event details do (``<description>. <details>``).
+
+What the audit remembers to do this (the action's description, which actions are open, the VM
+of each VM snapshot) is in ``services.audit.actions``; this module is the pure format.
 """
 
 from __future__ import annotations
@@ -22,49 +31,58 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from contracts.topology import CLOUDSTACK_EVENTS
-from services.audit.rows import EventRow
+from shared.db import outbox
 from shared.db.outbox import OutboxRelay
 from shared.messaging import derived_id
 
 EVENT_SOURCE = "management-server"  # CloudStack's ManagementService.Name
 CATEGORY = "ActionEvent"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"  # Java's "yyyy-MM-dd HH:mm:ss Z"
+CONTENT_TYPE = "text/plain"  # MessageProperties.PERSISTENT_TEXT_PLAIN
+# Work no user asked for runs as CloudStack's system user and account (ids 1): fixed uuids here.
+SYSTEM_USER_ID = uuid.UUID("a1c0f3e2-5d4b-4c6a-8e9f-000000000001")
+SYSTEM_ACCOUNT_ID = uuid.UUID("a1c0f3e2-5d4b-4c6a-8e9f-0000000000a1")
 
-# CloudStack entity (simple name -> Java class) of an action, as EventTypes.entityEventDetails has it.
-ENTITY_CLASSES = {
-    "VirtualMachine": "com.cloud.vm.VirtualMachine",
-    "Volume": "com.cloud.storage.Volume",
-    "Nic": "com.cloud.vm.Nic",
-    "VirtualMachineTemplate": "com.cloud.template.VirtualMachineTemplate",
-    "VMSnapshot": "com.cloud.vm.snapshot.VMSnapshot",
-    "Snapshot": "com.cloud.storage.Snapshot",
-    "Network": "com.cloud.network.Network",
-    "ServiceOffering": "com.cloud.offering.ServiceOffering",
-    "DiskOffering": "com.cloud.offering.DiskOffering",
-    "StoragePool": "com.cloud.storage.StoragePool",
-    "Host": "com.cloud.host.Host",
+# snapdeploy's resource types (and older spellings) -> CloudStack's ApiCommandResourceType name.
+RESOURCE_TYPES = {
+    "VirtualMachine": "VirtualMachine",
+    "UserVm": "VirtualMachine",
+    "Volume": "Volume",
+    "Nic": "Nic",
+    "Template": "Template",
+    "VirtualMachineTemplate": "Template",
+    "VmSnapshot": "VmSnapshot",
+    "VMSnapshot": "VmSnapshot",
+    "Snapshot": "Snapshot",
+    "Network": "Network",
+    "ServiceOffering": "ServiceOffering",
+    "DiskOffering": "DiskOffering",
+    "StoragePool": "StoragePool",
+    "Host": "Host",
+    "Zone": "Zone",
+    "Account": "Account",
+    "User": "User",
+    "Domain": "Domain",
 }
-# The entity follows the event type in CloudStack (VM.* -> VirtualMachine, TEMPLATE.* -> template).
-EVENT_PREFIX_ENTITY = {
+# The entity of an event type, when the action names no resource type (EventTypes.entityEventDetails).
+EVENT_ENTITIES = {
     "VM": "VirtualMachine",
     "VOLUME": "Volume",
     "NIC": "Nic",
-    "TEMPLATE": "VirtualMachineTemplate",
-    "VMSNAPSHOT": "VMSnapshot",
+    "TEMPLATE": "Template",
+    "VMSNAPSHOT": "VmSnapshot",
     "SNAPSHOT": "Snapshot",
     "NETWORK": "Network",
 }
-RESOURCE_ALIASES = {
-    "Template": "VirtualMachineTemplate",
-    "VmSnapshot": "VMSnapshot",
-    "UserVm": "VirtualMachine",
-}
+# The Java class of a resource type, whose simple name keys it among the first-class entities.
+ENTITY_CLASSES = {"Template": "VirtualMachineTemplate", "VmSnapshot": "VMSnapshot"}
+CLOSING = ("Completed", "Failed")
 
 
 @dataclass(frozen=True)
@@ -77,48 +95,113 @@ class CloudStackEvent:
         return json.dumps(self.body, separators=(",", ":")).encode()
 
 
-def entity_of(event_type: str, resource_type: str) -> tuple[str, str]:
-    """(simple name for the routing key, class name for the body's ``entity``)."""
-    simple = EVENT_PREFIX_ENTITY.get(event_type.split(".", 1)[0]) or RESOURCE_ALIASES.get(
-        resource_type, resource_type
-    )
-    return simple, ENTITY_CLASSES.get(simple, simple)
+@dataclass(frozen=True)
+class Action:
+    """One phase of an action, with what the audit knows about the whole action."""
+
+    message_id: uuid.UUID  # of the snapdeploy ActionEvent this phase is
+    event_type: str
+    state: str  # snapdeploy's: Scheduled, Started, Completed, Failed
+    resource_type: str | None
+    resource_id: uuid.UUID | None
+    text: str  # this phase's own description
+    occurred_at: datetime
+    account_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+    description: str | None = None  # the action's (its first phase's); None: this phase's own
+    creates: bool = False  # the first phase of an action that creates its entity: Created first
+    vm_id: uuid.UUID | None = None  # a VM snapshot's VM
+
+
+def cloudstack_type(event_type: str, resource_type: str | None) -> str | None:
+    """CloudStack's resource type of an action (ApiCommandResourceType's name)."""
+    if resource_type:
+        return RESOURCE_TYPES.get(resource_type, resource_type)
+    return EVENT_ENTITIES.get(event_type.split(".", 1)[0])
 
 
 def _key_part(value: str | None) -> str:
     return value.replace(".", "-") if value else "*"
 
 
-def routing_key(event_type: str, entity: str, resource_uuid: str) -> str:
+def routing_key(event_type: str, entity: str | None, resource_uuid: str | None) -> str:
     parts = (EVENT_SOURCE, CATEGORY, event_type, entity, resource_uuid)
     return ".".join(_key_part(p) for p in parts)
 
 
-def to_cloudstack(row: EventRow) -> CloudStackEvent | None:
-    """The CloudStack event for a stored ``ActionEvent`` row; None for anything else."""
-    if row.type != "ActionEvent" or row.event_type is None or row.resource_id is None:
-        return None
-    simple, entity_class = entity_of(row.event_type, row.resource_type or "")
-    resource_uuid = str(row.resource_id)
-    failed = row.state == "Failed"
-    body: dict[str, Any] = {
-        # snapdeploy has no users apart from accounts: the actor on whose behalf the work ran;
-        # work no account asked for is the system's, as in CloudStack.
-        "user": row.actor_account_id or row.account_id or "system",
-        "account": row.account_id or "system",
-        "event": row.event_type,
-        "status": "Completed" if failed else row.state,
-        "entity": entity_class,
-        "entityuuid": resource_uuid,
-        simple: resource_uuid,
-        "description": f"Error while {row.description}" if failed else row.description,
-        "eventDateTime": row.occurred_at.astimezone(UTC).strftime(DATE_FORMAT),
-    }
-    return CloudStackEvent(
-        message_id=derived_id(row.message_id, "cloudstack"),
-        routing_key=routing_key(row.event_type, simple, resource_uuid),
-        body={k: str(v) for k, v in body.items() if v is not None},
+def phase_text(action: Action) -> str:
+    """The action's description, with this phase's own text as details when it says more."""
+    description = action.description or action.text
+    if action.text and action.text != description:
+        return f"{description}. {action.text}"
+    return description
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def to_cloudstack(action: Action) -> list[CloudStackEvent]:
+    """The CloudStack events of one phase: ``Created`` first when it creates its entity, then the phase."""
+    kind = cloudstack_type(action.event_type, action.resource_type)
+    entity, entity_id = kind, action.resource_id
+    if kind == "VmSnapshot" and action.vm_id is not None:  # updateParentResourceCases
+        entity, entity_id = "VirtualMachine", action.vm_id
+    first_class = {}
+    if action.resource_id is not None and kind is not None:
+        first_class[ENTITY_CLASSES.get(kind, kind)] = str(action.resource_id)
+    if entity_id is not None and entity is not None:
+        first_class.setdefault(ENTITY_CLASSES.get(entity, entity), str(entity_id))
+
+    def event(status: str, description: str, purpose: str) -> CloudStackEvent:
+        body: dict[str, Any] = {
+            "user": action.user_id or SYSTEM_USER_ID,
+            "account": action.account_id or SYSTEM_ACCOUNT_ID,
+            "event": action.event_type,
+            "status": status,
+            "entity": entity,
+            "entityuuid": entity_id,
+            **first_class,
+            "description": description,
+            "eventDateTime": action.occurred_at.astimezone(UTC).strftime(DATE_FORMAT),
+        }
+        return CloudStackEvent(
+            message_id=derived_id(action.message_id, purpose),
+            routing_key=routing_key(action.event_type, entity, str(entity_id) if entity_id else None),
+            body={k: str(v) for k, v in body.items() if v is not None},
+        )
+
+    description = action.description or action.text
+    events = []
+    if action.creates:
+        events.append(
+            event("Created", f"Successfully created entity for {description}", "cloudstack-created")
+        )
+    if action.state == "Failed":
+        events.append(event("Completed", f"Error while {phase_text(action)}", "cloudstack"))
+    elif action.state == "Completed":
+        events.append(event("Completed", f"Successfully completed {phase_text(action)}", "cloudstack"))
+    elif action.state == "Started":
+        events.append(event("Started", _capitalised(phase_text(action)), "cloudstack"))
+    else:
+        events.append(event(action.state, phase_text(action), "cloudstack"))
+    return events
+
+
+def aborted(left_open: Action, cause: Action) -> CloudStackEvent:
+    """The closing CloudStack sends for an action its failed job left open: ``Error while ...``."""
+    closing = Action(
+        **{
+            **left_open.__dict__,
+            "state": "Failed",
+            "text": left_open.description or left_open.text,
+            "occurred_at": cause.occurred_at,
+            "creates": False,
+        }
     )
+    [event] = to_cloudstack(closing)
+    purpose = f"aborted:{left_open.event_type}:{left_open.resource_id}"
+    return CloudStackEvent(derived_id(cause.message_id, purpose), event.routing_key, event.body)
 
 
 async def enqueue(conn: asyncpg.Connection, events: list[CloudStackEvent]) -> None:
@@ -132,6 +215,7 @@ async def enqueue(conn: asyncpg.Connection, events: list[CloudStackEvent]) -> No
         [e.routing_key for e in events],
         [e.to_bytes() for e in events],
     )
+    await conn.execute("SELECT pg_notify($1 || current_schema(), '')", outbox.CHANNEL_PREFIX)
 
 
 class CloudStackRelay(OutboxRelay):
@@ -149,7 +233,11 @@ class CloudStackRelay(OutboxRelay):
             results = await asyncio.gather(
                 *(
                     self.bus.publish_raw(
-                        CLOUDSTACK_EVENTS.name, r["routing_key"], r["body"], message_id=str(r["message_id"])
+                        CLOUDSTACK_EVENTS.name,
+                        r["routing_key"],
+                        r["body"],
+                        message_id=str(r["message_id"]),
+                        content_type=CONTENT_TYPE,
                     )
                     for r in rows
                 ),

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from contracts.envelope import Envelope
 from contracts.topology import AUDIT_INGEST
-from services.audit import cloudstack
+from services.audit import actions, cloudstack
 from services.audit.rows import COLUMNS, SQL_TYPES, EventRow, to_row
 from shared.bus.dispatcher import explain
 from shared.metrics import Metrics
@@ -281,7 +281,7 @@ class Ingestor:
             new = await insert_rows(conn, unique)
             republished = []
             if self.republish:
-                republished = [e for r in unique if r.message_id in new if (e := cloudstack.to_cloudstack(r))]
+                republished = await actions.republish(conn, [r for r in unique if r.message_id in new])
                 await cloudstack.enqueue(conn, republished)
         await self._ack(batch)
         if republished and self.relay is not None:

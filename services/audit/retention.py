@@ -26,6 +26,9 @@ _MOVED = ", ".join(("id", "recorded_at", *COLUMNS))  # by name: the archive's co
 ARCHIVE = f"""
     WITH moved AS (DELETE FROM events WHERE id IN ({_CLAIM}) RETURNING *)
     INSERT INTO events_archive ({_MOVED}) SELECT {_MOVED} FROM moved ON CONFLICT (id) DO NOTHING"""
+# What the CloudStack republish remembers of actions goes with the same age (the VMs of VM
+# snapshots stay: a snapshot outlives any retention).
+FORGET = ("DELETE FROM cloudstack_actions WHERE updated < $1",)
 PURGE = f"DELETE FROM events WHERE id IN ({_CLAIM})"
 
 
@@ -39,6 +42,9 @@ async def apply_once(pool: asyncpg.Pool, *, older_than: datetime, mode: Mode, ba
         done = int(status.rsplit(" ", 1)[-1])
         total += done
         if done < batch:
+            async with pool.acquire() as conn:
+                for statement in FORGET:
+                    await conn.execute(statement, older_than)
             return total
 
 

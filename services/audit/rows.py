@@ -47,6 +47,7 @@ class EventRow:
     actor_account_id: uuid.UUID | None
     actor_role: str | None
     account_id: uuid.UUID | None
+    actor_user_id: uuid.UUID | None = None
     event_type: str | None = None
     state: str | None = None
     level: str | None = None
@@ -110,6 +111,7 @@ def to_row(
         "occurred_at": envelope.occurred_at,
         "actor_account_id": envelope.actor.account_id,
         "actor_role": envelope.actor.role,
+        "actor_user_id": envelope.actor.user_id,
         "account_id": envelope.actor.account_id,
         "broker_user": broker_user,
     }

@@ -1,10 +1,10 @@
 """Agent handlers: one per command of the agent catalogue; the registry is at the end.
 
-Each handler runs its vCenter work through the agent's worker (thread pool, caps, single
-flight), publishes a ``VcenterTask`` event as each vCenter task ends, and returns the
-command's ``Succeeded`` reply. vSphere faults become ``DomainError`` (the ``Failed`` reply
-names the fault); retryable ones (session lost, task in progress, vCenter unreachable)
-become ``TransientError`` so the command is retried with backoff.
+Each handler runs its vCenter work through the agent's worker (thread pool, admission by
+vCenter's per-operation costs, single flight), publishes a ``VcenterTask`` event as each
+vCenter task ends, and returns the command's ``Succeeded`` reply. vSphere faults become
+``DomainError`` (the ``Failed`` reply names the fault); retryable ones (session lost, task in
+progress, vCenter unreachable) become ``TransientError`` so the command is retried with backoff.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from contracts.envelope import Envelope
 from contracts.errors import ErrorCode
 from contracts.events import VcenterTask
 from contracts.topology import EVENTS, event_routing_key
+from services.hypervisor_agent.admission import FULL_COPY, LINKED_CLONE
 from services.hypervisor_agent.vsphere import ops
 from services.hypervisor_agent.vsphere.faults import VsphereError
 from services.hypervisor_agent.vsphere.tasks import TaskOutcome
@@ -141,6 +142,17 @@ async def remove_vm_snapshot(
     return cmd.RemoveVmSnapshotSucceeded(vm_ref=command.vm_ref, snapshot_ref=command.snapshot_ref)
 
 
+async def revert_to_vm_snapshot(
+    command: cmd.RevertToVmSnapshot, ctx: HandlerContext, agent: Agent
+) -> cmd.RevertToVmSnapshotSucceeded:
+    power_state = await agent.vcenter(
+        ctx, ops.revert_to_snapshot, command.vm_ref, command.snapshot_ref, key=("vm", command.vm_ref)
+    )
+    return cmd.RevertToVmSnapshotSucceeded(
+        vm_ref=command.vm_ref, snapshot_ref=command.snapshot_ref, power_state=power_state
+    )
+
+
 # -- seeding and cloning ----------------------------------------------------------------------------
 
 
@@ -151,6 +163,7 @@ async def seed_template(
         ctx,
         ops.seed_template,
         key=("seed", command.seed_id),
+        cost=FULL_COPY,
         on_datastore=command.datastore,
         datastore=command.datastore,
         seed_id=command.seed_id,
@@ -174,6 +187,7 @@ async def clone_from_snapshot(
         ctx,
         ops.clone_from_snapshot,
         key=("vm", command.vm_id),
+        cost=LINKED_CLONE,
         on_host=command.host_ref,
         on_datastore=command.datastore,
         datastore=command.datastore,
@@ -195,6 +209,7 @@ async def copy_volume_from_snapshot(
         ctx,
         ops.copy_volume_from_snapshot,
         key=("volume", command.volume_id),
+        cost=FULL_COPY,
         volume_id=command.volume_id,
         vm_ref=command.vm_ref,
         snapshot_ref=command.snapshot_ref,
@@ -311,6 +326,7 @@ HANDLERS_OF_AGENT = {
     cmd.GetVmSnapshotConfigs: get_vm_snapshot_configs,
     cmd.CreateVmSnapshot: create_vm_snapshot,
     cmd.RemoveVmSnapshot: remove_vm_snapshot,
+    cmd.RevertToVmSnapshot: revert_to_vm_snapshot,
     cmd.SeedTemplate: seed_template,
     cmd.CloneFromSnapshot: clone_from_snapshot,
     cmd.CopyVolumeFromSnapshot: copy_volume_from_snapshot,

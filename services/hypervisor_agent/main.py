@@ -8,6 +8,7 @@ import structlog
 from pydantic import Field
 
 from contracts.topology import agent_commands_queue
+from services.hypervisor_agent.admission import Admission
 from services.hypervisor_agent.handlers import Agent, handlers
 from services.hypervisor_agent.vsphere.session import VsphereSession
 from services.hypervisor_agent.worker import VcenterWorker
@@ -29,9 +30,24 @@ class AgentSettings(ServiceSettings):
         default=None,
         description="CA certificates (PEM) that verify vCenter's certificate; else the system's.",
     )
-    vcenter_threads: int = Field(default=16, ge=1, description="Worker threads running pyvmomi calls.")
-    vcenter_tasks_per_host: int = Field(default=8, ge=1)
-    vcenter_tasks_per_datastore: int = Field(default=8, ge=1)
+    vcenter_threads: int = Field(
+        default=16, ge=1, description="Worker threads making pyvmomi calls (a running task holds none)."
+    )
+    # vSphere's own figures ("vCenter Limits for Tasks Running at the Same Time")
+    vcenter_units_per_host: int = Field(
+        default=16, ge=1, description="Provisioning units per host (a linked clone takes 1, a full copy 4)."
+    )
+    vcenter_units_per_datastore: int = Field(
+        default=128, ge=1, description="Provisioning units per datastore (a linked clone 1, a full copy 16)."
+    )
+    vcenter_max_operations: int = Field(
+        default=640, ge=1, description="vCenter operations running at once, of every kind."
+    )
+    vcenter_max_waiting: int = Field(
+        default=2048,
+        ge=0,
+        description="Commands held waiting for admission beyond those running (prefetch = both).",
+    )
     vcenter_task_timeout: float = Field(
         default=1800.0, gt=0, description="Seconds one vCenter task may take."
     )
@@ -54,8 +70,11 @@ def build() -> tuple[ServiceDefinition, AgentSettings]:
         agent.worker = VcenterWorker(
             session,
             threads=settings.vcenter_threads,
-            per_host=settings.vcenter_tasks_per_host,
-            per_datastore=settings.vcenter_tasks_per_datastore,
+            admission=Admission(
+                per_host=settings.vcenter_units_per_host,
+                per_datastore=settings.vcenter_units_per_datastore,
+                total=settings.vcenter_max_operations,
+            ),
         )
         await asyncio.to_thread(session.connect)
         log.info("vCenter session open", datacenter=settings.vcenter_datacenter, zone=settings.zone_id)
@@ -75,10 +94,14 @@ def build() -> tuple[ServiceDefinition, AgentSettings]:
     definition = ServiceDefinition(
         name="agent",
         handlers=handlers(agent),
-        # Prefetch matches the worker pool: no delivery waits unacked behind a full pool.
+        # A command waiting for admission holds its delivery (acked only after its effect) but no
+        # thread: prefetch covers everything vCenter may run plus a backlog, so the commands of
+        # deployments under way are delivered while new clones wait for their host's units.
         consumes=[
             Consumes(
-                agent_commands_queue(settings.zone_id), namespace="agent", prefetch=settings.vcenter_threads
+                agent_commands_queue(settings.zone_id),
+                namespace="agent",
+                prefetch=settings.vcenter_max_operations + settings.vcenter_max_waiting,
             )
         ],
         uses_database=False,

@@ -6,7 +6,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from contracts.errors import ErrorCode
 from contracts.events import JobStatusChanged, ResourceStateChanged
+from services.planner import domain, store
+from shared.errors import DomainError
 from shared.messaging import HandlerContext
 from shared.reconcile import Reconciliation
 
@@ -38,6 +41,8 @@ def job(
     result: dict[str, Any] | None = None,
     error_code: int | None = None,
     error_text: str | None = None,
+    steps_done: int | None = None,
+    step: str | None = None,
 ) -> None:
     if ctx.envelope.correlation_id is None:
         return
@@ -49,5 +54,25 @@ def job(
             result=result,
             error_code=error_code,
             error_text=error_text,
+            steps_done=steps_done,
+            step=step,
         )
     )
+
+
+def check_owner(ctx: HandlerContext, instance) -> None:
+    """531 unless the caller may act on this instance, whatever its state."""
+    actor = ctx.envelope.actor
+    if not domain.may_use(actor.role, actor.account_id, instance["account_id"]):
+        raise DomainError(
+            ErrorCode.ACCOUNT_ERROR, f"account {actor.account_id} may not use VM {instance['name']}"
+        )
+
+
+async def owned_instance(ctx: HandlerContext, vm_id: uuid.UUID):
+    """The live instance, if the caller may act on it (431 unknown, 531 another account's)."""
+    instance = await store.instance(ctx.conn, vm_id)
+    if instance is None or instance["state"] in ("Destroyed", "Expunged", "Error"):
+        raise DomainError(ErrorCode.PARAM_ERROR, f"VM {vm_id} does not exist")
+    check_owner(ctx, instance)
+    return instance

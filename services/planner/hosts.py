@@ -24,14 +24,19 @@ async def reserve(
 ) -> asyncpg.Record:
     """Reserve the offering's CPU and memory on a host that reaches ``pool`` (``host_id`` if given).
 
-    Candidates with the most free memory first; each reservation is one conditional UPDATE, so
-    two concurrent deployments never both take the last room on a host."""
+    Candidates with the fewest deployments under way first (they are the host's queued and
+    running vCenter work: a host's provisioning budget, not its memory, bounds how fast it
+    clones), then the most free memory; each reservation is one conditional UPDATE, so two
+    concurrent deployments never both take the last room on a host."""
     cpu = domain.cpu_needed(offering["cpu_number"], offering["cpu_speed_mhz"])
     memory = domain.memory_needed(offering["memory_mb"])
     candidates = await conn.fetch(
-        """SELECT uuid FROM hosts
-           WHERE zone_id = $1 AND state = 'Up' AND $2 = ANY(pools) AND ($3::uuid IS NULL OR uuid = $3)
-           ORDER BY floor(memory_bytes * $4::float8) - memory_used_bytes DESC, name""",
+        """SELECT h.uuid FROM hosts h
+           LEFT JOIN (SELECT host_uuid, count(*) AS n FROM instances WHERE state = 'Starting'
+                      GROUP BY host_uuid) busy ON busy.host_uuid = h.uuid
+           WHERE h.zone_id = $1 AND h.state = 'Up' AND $2 = ANY(h.pools) AND ($3::uuid IS NULL OR h.uuid = $3)
+           ORDER BY coalesce(busy.n, 0),
+                    floor(h.memory_bytes * $4::float8) - h.memory_used_bytes DESC, h.name""",
         zone,
         pool,
         host_id,

@@ -1,45 +1,152 @@
-"""Start, stop and destroy any instance (deployed from a snapshot or not): the same for all.
+"""Start, stop, reboot and destroy any instance (deployed from a snapshot or not): the same for all.
 
 Capacity on the host is held while an instance runs: reserved again on start (533 when the
 host has no room), released on stop and destroy. Destroy with ``expunge`` also removes the
-vCenter VM and hands the root volume to the storage scavenger.
+vCenter VM and hands the root volume to the storage scavenger. A reboot is a power-off and
+a power-on on the same host, its capacity held throughout.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from contracts import agent, storage
 from contracts import planner as cmd
-from contracts.base import CommandFailed
 from contracts.errors import ErrorCode
-from services.planner import hosts, saga
-from services.planner.common import Planner, vm_state
-from services.planner.snapshots import end, owned_instance
+from services.planner import hosts, saga, steps, store
+from services.planner.common import Planner, check_owner, owned_instance, vm_state
+from services.planner.state import PowerChange, legacy_power_change
+from services.planner.steps import Failure, Flow, Step
 from shared.db import pending
 from shared.errors import DomainError
-from shared.messaging import DEFERRED, HandlerContext
+from shared.messaging import DEFERRED
+from shared.messaging import HandlerContext as Ctx
 
-START, STOP, DESTROY = "start", "stop", "destroy"
+START, STOP, REBOOT, DESTROY = "start", "stop", "reboot", "destroy"
 
 
-async def begin(ctx: HandlerContext, kind: str, instance, new_state: str, data: dict[str, Any]) -> saga.Saga:
+# -- the steps -------------------------------------------------------------------------------------
+
+
+async def power_on(c: PowerChange, ctx: Ctx, planner: Planner):
+    return agent.PowerOnVm(zone_id=c.zone, vm_ref=c.vm_ref)
+
+
+async def power_off(c: PowerChange, ctx: Ctx, planner: Planner):
+    return agent.PowerOffVm(zone_id=c.zone, vm_ref=c.vm_ref)
+
+
+async def powered_off(c: PowerChange, reply, ctx: Ctx, planner: Planner):
+    c.powered_off = True
+
+
+async def power_off_if_running(c: PowerChange, ctx: Ctx, planner: Planner):
+    return await power_off(c, ctx, planner) if c.was == "Running" else None
+
+
+async def destroy_vm(c: PowerChange, ctx: Ctx, planner: Planner):
+    return agent.DestroyVm(zone_id=c.zone, vm_ref=c.vm_ref) if c.expunge and c.vm_ref else None
+
+
+async def destroy_volumes(c: PowerChange, ctx: Ctx, planner: Planner):
+    return storage.DestroyVmVolumes(vm_id=c.vm_id) if c.expunge else None
+
+
+POWER_ON = Step("power_on", "powering on", power_on, (agent.PowerOnVm,))
+POWER_OFF = Step("power_off", "powering off", power_off, (agent.PowerOffVm,), powered_off)
+DESTROY_STEPS = [
+    Step("power_off", "powering off", power_off_if_running, (agent.PowerOffVm,), powered_off),
+    Step("destroy_vm", "destroying the vCenter VM", destroy_vm, (agent.DestroyVm,)),
+    Step("volumes", "destroying its volumes", destroy_volumes, (storage.DestroyVmVolumes,)),
+]
+
+
+# -- the ends --------------------------------------------------------------------------------------
+
+
+async def now(c: PowerChange, ctx: Ctx, old: str, new: str) -> None:
+    await store.set_state(ctx.conn, c.vm_id, new)
+    if old != new:
+        vm_state(ctx, c.vm_id, old, new)
+
+
+async def started(c: PowerChange, ctx: Ctx, planner: Planner):
+    await now(c, ctx, "Starting", "Running")
+    ctx.action("VM.START", "Completed", "VirtualMachine", c.vm_id, c.name, f"{c.name} is running")
+    return cmd.StartVirtualMachineSucceeded(vm_id=c.vm_id)
+
+
+async def stopped(c: PowerChange, ctx: Ctx, planner: Planner):
+    await hosts.release_for(ctx.conn, c.vm_id)
+    await now(c, ctx, "Stopping", "Stopped")
+    ctx.action("VM.STOP", "Completed", "VirtualMachine", c.vm_id, c.name, f"{c.name} is stopped")
+    return cmd.StopVirtualMachineSucceeded(vm_id=c.vm_id)
+
+
+async def rebooted(c: PowerChange, ctx: Ctx, planner: Planner):
+    ctx.action("VM.REBOOT", "Completed", "VirtualMachine", c.vm_id, c.name, f"{c.name} is running again")
+    return cmd.RebootVirtualMachineSucceeded(vm_id=c.vm_id)
+
+
+async def destroyed(c: PowerChange, ctx: Ctx, planner: Planner):
+    state = "Expunged" if c.expunge else "Destroyed"
+    await hosts.release_for(ctx.conn, c.vm_id)
+    await store.set_state(ctx.conn, c.vm_id, state)
+    await store.release_nics(ctx.conn, c.vm_id)
+    vm_state(ctx, c.vm_id, c.was, state)
+    ctx.action("VM.DESTROY", "Completed", "VirtualMachine", c.vm_id, c.name, f"{c.name} is {state.lower()}")
+    return cmd.DestroyVirtualMachineSucceeded(vm_id=c.vm_id, state=state)
+
+
+def back_as_it_was(kind: str):
+    async def failed(c: PowerChange, error: Failure, ctx: Ctx, planner: Planner) -> None:
+        # A VM that was powered off and did not come back on is Stopped, whatever it was.
+        state = "Stopped" if c.powered_off and kind != DESTROY else c.was
+        await store.set_state(ctx.conn, c.vm_id, state)
+        if kind == START or state == "Stopped":
+            await hosts.release_for(ctx.conn, c.vm_id)
+        ctx.action(f"VM.{kind.upper()}", "Failed", "VirtualMachine", c.vm_id, c.name, error.text)
+
+    return failed
+
+
+def failure_text(kind: str):
+    return lambda c, doing, why: f"{kind} of {c.name} failed while {doing}: {why}"
+
+
+def from_legacy(process: saga.Saga) -> saga.Saga:
+    process.model = legacy_power_change(process.raw, process.resource_id)
+    process.completed = list(process.raw.get("done", []))
+    return process
+
+
+def flow(kind: str, command: type, flow_steps: list[Step], succeed) -> Flow[PowerChange]:
+    return Flow(
+        kind=kind, command=command, state=PowerChange, steps=flow_steps, succeed=succeed,
+        failed=back_as_it_was(kind), failure_text=failure_text(kind), legacy=from_legacy,
+    )  # fmt: skip
+
+
+START_FLOW = flow(START, cmd.StartVirtualMachine, [POWER_ON], started)
+STOP_FLOW = flow(STOP, cmd.StopVirtualMachine, [POWER_OFF], stopped)
+REBOOT_FLOW = flow(REBOOT, cmd.RebootVirtualMachine, [POWER_OFF, POWER_ON], rebooted)
+DESTROY_FLOW = flow(DESTROY, cmd.DestroyVirtualMachine, DESTROY_STEPS, destroyed)
+
+
+# -- the requests ----------------------------------------------------------------------------------
+
+
+async def begin(ctx: Ctx, planner: Planner, flow_: Flow, instance, new_state: str, **extra) -> None:
     if (running := await saga.busy(ctx.conn, instance["uuid"])) is not None:
         raise DomainError(ErrorCode.RESOURCE_IN_USE, f"VM {instance['name']} is busy ({running} in progress)")
-    await ctx.conn.execute(
-        "UPDATE instances SET state = $2, updated = now() WHERE uuid = $1", instance["uuid"], new_state
-    )
-    vm_state(ctx, instance["uuid"], instance["state"], new_state)
-    base = {
-        "zone": instance["zone_id"],
-        "vm_ref": instance["vm_ref"],
-        "name": instance["name"],
-        "was": instance["state"],
-    }
-    return await saga.begin(ctx, kind, instance["uuid"], {**base, **data})
+    change = PowerChange(
+        vm_id=instance["uuid"], zone=instance["zone_id"], vm_ref=instance["vm_ref"], name=instance["name"],
+        was=instance["state"], **extra,
+    )  # fmt: skip
+    await now(change, ctx, instance["state"], new_state)
+    await pending.park(ctx, instance["uuid"], flow_.kind)  # first: the flow may end at once
+    await steps.begin(ctx, flow_, instance["uuid"], change, planner)
 
 
-async def start_virtual_machine(command: cmd.StartVirtualMachine, ctx: HandlerContext, planner: Planner):
+async def start_virtual_machine(command: cmd.StartVirtualMachine, ctx: Ctx, planner: Planner):
     instance = await owned_instance(ctx, command.vm_id)
     if instance["state"] == "Running":
         return cmd.StartVirtualMachineSucceeded(vm_id=command.vm_id)
@@ -48,7 +155,6 @@ async def start_virtual_machine(command: cmd.StartVirtualMachine, ctx: HandlerCo
             ErrorCode.PARAM_ERROR, f"VM {instance['name']} is {instance['state']}; only a Stopped VM starts"
         )
     await hosts.reserve_again(ctx.conn, planner, command.vm_id)
-    starting = await begin(ctx, START, instance, "Starting", {})
     ctx.action(
         "VM.START",
         "Started",
@@ -57,18 +163,11 @@ async def start_virtual_machine(command: cmd.StartVirtualMachine, ctx: HandlerCo
         instance["name"],
         f"starting {instance['name']}",
     )
-    await saga.send(
-        ctx,
-        starting,
-        "power_on",
-        agent.PowerOnVm(zone_id=instance["zone_id"], vm_ref=instance["vm_ref"]),
-        timeout=planner.step_timeout,
-    )
-    await pending.park(ctx, command.vm_id, START)
+    await begin(ctx, planner, START_FLOW, instance, "Starting")
     return DEFERRED
 
 
-async def stop_virtual_machine(command: cmd.StopVirtualMachine, ctx: HandlerContext, planner: Planner):
+async def stop_virtual_machine(command: cmd.StopVirtualMachine, ctx: Ctx, planner: Planner):
     instance = await owned_instance(ctx, command.vm_id)
     if instance["state"] == "Stopped":
         return cmd.StopVirtualMachineSucceeded(vm_id=command.vm_id)
@@ -76,7 +175,6 @@ async def stop_virtual_machine(command: cmd.StopVirtualMachine, ctx: HandlerCont
         raise DomainError(
             ErrorCode.PARAM_ERROR, f"VM {instance['name']} is {instance['state']}; only a Running VM stops"
         )
-    stopping = await begin(ctx, STOP, instance, "Stopping", {})
     ctx.action(
         "VM.STOP",
         "Started",
@@ -85,146 +183,32 @@ async def stop_virtual_machine(command: cmd.StopVirtualMachine, ctx: HandlerCont
         instance["name"],
         f"stopping {instance['name']}",
     )
-    await saga.send(
-        ctx,
-        stopping,
-        "power_off",
-        agent.PowerOffVm(zone_id=instance["zone_id"], vm_ref=instance["vm_ref"]),
-        timeout=planner.step_timeout,
-    )
-    await pending.park(ctx, command.vm_id, STOP)
+    await begin(ctx, planner, STOP_FLOW, instance, "Stopping")
     return DEFERRED
 
 
-async def destroy_virtual_machine(command: cmd.DestroyVirtualMachine, ctx: HandlerContext, planner: Planner):
-    instance = await ctx.conn.fetchrow("SELECT * FROM instances WHERE uuid = $1", command.vm_id)
+async def reboot_virtual_machine(command: cmd.RebootVirtualMachine, ctx: Ctx, planner: Planner):
+    instance = await owned_instance(ctx, command.vm_id)
+    if instance["state"] != "Running":
+        raise DomainError(
+            ErrorCode.PARAM_ERROR, f"VM {instance['name']} is {instance['state']}; only a Running VM reboots"
+        )
+    name = instance["name"]
+    ctx.action("VM.REBOOT", "Started", "VirtualMachine", command.vm_id, name, f"rebooting {name}")
+    await begin(ctx, planner, REBOOT_FLOW, instance, "Running")
+    return DEFERRED
+
+
+async def destroy_virtual_machine(command: cmd.DestroyVirtualMachine, ctx: Ctx, planner: Planner):
+    instance = await store.instance(ctx.conn, command.vm_id)
     if instance is None:
         raise DomainError(ErrorCode.PARAM_ERROR, f"VM {command.vm_id} does not exist")
+    # A failed or destroyed VM can always be cleaned up, but only by its own account.
+    check_owner(ctx, instance)
     if instance["state"] == "Expunged" or (instance["state"] == "Destroyed" and not command.expunge):
         return cmd.DestroyVirtualMachineSucceeded(vm_id=command.vm_id, state=instance["state"])
-    if instance["state"] not in ("Destroyed", "Error"):  # a failed or destroyed VM can always be cleaned up
-        await owned_instance(ctx, command.vm_id)
-    destroying = await begin(
-        ctx,
-        DESTROY,
-        instance,
-        "Stopping" if instance["state"] == "Running" else instance["state"],
-        {"expunge": command.expunge},
-    )
-    ctx.action(
-        "VM.DESTROY",
-        "Started",
-        "VirtualMachine",
-        command.vm_id,
-        instance["name"],
-        f"destroying {instance['name']}",
-    )
-    await destroy_next(destroying, ctx, planner)
-    await pending.park(ctx, command.vm_id, DESTROY)
+    name = instance["name"]
+    ctx.action("VM.DESTROY", "Started", "VirtualMachine", command.vm_id, name, f"destroying {name}")
+    new_state = "Stopping" if instance["state"] == "Running" else instance["state"]
+    await begin(ctx, planner, DESTROY_FLOW, instance, new_state, expunge=command.expunge)
     return DEFERRED
-
-
-async def destroy_next(destroying: saga.Saga, ctx: HandlerContext, planner: Planner) -> None:
-    d = destroying.data
-    order = ["power_off"] if d["was"] == "Running" else []
-    if d["expunge"]:
-        order += (["destroy_vm"] if d["vm_ref"] else []) + ["volumes"]
-    done = d.setdefault("done", [])
-    remaining = [step for step in order if step not in done]
-    if not remaining:
-        await finish_destroy(destroying, ctx)
-        return
-    step = remaining[0]
-    if step == "power_off":
-        command = agent.PowerOffVm(zone_id=d["zone"], vm_ref=d["vm_ref"])
-    elif step == "destroy_vm":
-        command = agent.DestroyVm(zone_id=d["zone"], vm_ref=d["vm_ref"])
-    else:
-        command = storage.DestroyVmVolumes(vm_id=destroying.resource_id)
-    await saga.send(ctx, destroying, step, command, timeout=planner.step_timeout)
-
-
-async def finish_destroy(destroying: saga.Saga, ctx: HandlerContext) -> None:
-    d = destroying.data
-    state = "Expunged" if d["expunge"] else "Destroyed"
-    await hosts.release_for(ctx.conn, destroying.resource_id)
-    await ctx.conn.execute(
-        "UPDATE instances SET state = $2, updated = now() WHERE uuid = $1", destroying.resource_id, state
-    )
-    await ctx.conn.execute(
-        "UPDATE nics SET state = 'Released' WHERE instance_uuid = $1", destroying.resource_id
-    )
-    vm_state(ctx, destroying.resource_id, d["was"], state)
-    ctx.action(
-        "VM.DESTROY",
-        "Completed",
-        "VirtualMachine",
-        destroying.resource_id,
-        d["name"],
-        f"{d['name']} is {state.lower()}",
-    )
-    await end(
-        ctx,
-        destroying,
-        DESTROY,
-        cmd.DestroyVirtualMachine,
-        result=cmd.DestroyVirtualMachineSucceeded(vm_id=destroying.resource_id, state=state),
-    )
-
-
-async def advance(process: saga.Saga, reply: Any, ctx: HandlerContext, planner: Planner) -> None:
-    d = process.data
-    vm_id = process.resource_id
-    command = {
-        START: cmd.StartVirtualMachine,
-        STOP: cmd.StopVirtualMachine,
-        DESTROY: cmd.DestroyVirtualMachine,
-    }[process.kind]
-    if isinstance(reply, CommandFailed):
-        await ctx.conn.execute(
-            "UPDATE instances SET state = $2, updated = now() WHERE uuid = $1", vm_id, d["was"]
-        )
-        if process.kind == START:
-            await hosts.release_for(ctx.conn, vm_id)
-        text = f"{process.kind} of {d['name']} failed: {reply.error_text}"
-        ctx.action(f"VM.{process.kind.upper()}", "Failed", "VirtualMachine", vm_id, d["name"], text)
-        await end(ctx, process, process.kind, command, error=(reply.error_code, text, reply.fault))
-        return
-    if process.kind == DESTROY:
-        d["done"].append(process.step)
-        await destroy_next(process, ctx, planner)
-        return
-    new_state = "Running" if process.kind == START else "Stopped"
-    if process.kind == STOP:
-        await hosts.release_for(ctx.conn, vm_id)
-    await ctx.conn.execute(
-        "UPDATE instances SET state = $2, updated = now() WHERE uuid = $1", vm_id, new_state
-    )
-    vm_state(ctx, vm_id, "Starting" if process.kind == START else "Stopping", new_state)
-    ctx.action(
-        f"VM.{process.kind.upper()}",
-        "Completed",
-        "VirtualMachine",
-        vm_id,
-        d["name"],
-        f"{d['name']} is {new_state.lower()}",
-    )
-    result = (
-        cmd.StartVirtualMachineSucceeded(vm_id=vm_id)
-        if process.kind == START
-        else cmd.StopVirtualMachineSucceeded(vm_id=vm_id)
-    )
-    await end(ctx, process, process.kind, command, result=result)
-
-
-async def timed_out(process: saga.Saga, ctx: HandlerContext, planner: Planner) -> None:
-    failure = {
-        "error_code": ErrorCode.INTERNAL_ERROR,
-        "error_text": f"{process.step}: no reply within its deadline",
-        "fault": None,
-    }
-    await advance(process, _Timeout(**failure), ctx, planner)
-
-
-class _Timeout(CommandFailed):
-    """A step that never answered, treated as a failed reply."""

@@ -8,9 +8,9 @@ from pathlib import Path
 from pydantic import Field
 
 from contracts.topology import PLANNER_REPLIES, commands_queue, queries_queue
-from services.planner import reconcile
+from services.planner import reconcile, watchdog
 from services.planner.common import Planner
-from services.planner.handlers import handlers, watchdog
+from services.planner.handlers import handlers
 from shared.reconcile import ReconcileSettings, Reconciliation
 from shared.service import Consumes, ServiceDefinition
 from shared.settings import ServiceSettings
@@ -43,7 +43,7 @@ def build() -> tuple[ServiceDefinition, PlannerSettings]:
         reconcile=Reconciliation.of(settings),
     )
     check = functools.partial(
-        watchdog, planner=planner, interval=settings.watchdog_interval, max_resends=settings.max_resends
+        watchdog.run, planner=planner, interval=settings.watchdog_interval, max_resends=settings.max_resends
     )
     check.__name__ = "saga-watchdog"
     jobs = [check]

@@ -92,6 +92,7 @@ async def list_vm_snapshots(query: q.ListVmSnapshots, ctx: HandlerContext, plann
                 vm_id=r["instance_uuid"],
                 name=r["name"],
                 parent_id=r["parent_uuid"],
+                current=r["current"],
                 state=r["state"],
                 memory=r["memory"],
                 created=r["created"],

@@ -23,9 +23,8 @@ import structlog
 from contracts import agent
 from contracts.envelope import Envelope
 from contracts.events import InventorySynced
-from services.planner import hosts, inventory
+from services.planner import hosts, inventory, store
 from services.planner.common import Planner, vm_state
-from shared.db import outbox
 from shared.messaging import HandlerContext
 from shared.reconcile import snapdeploy_uuid
 
@@ -53,14 +52,7 @@ async def orphan_vms(event: InventorySynced, ctx: HandlerContext, planner: Plann
         and not vm.name.startswith(SEED_PREFIX)
         and (vm_id := snapdeploy_uuid(vm.snapdeploy_id)) is not None
     }
-    owned = {
-        row["uuid"]
-        for row in await ctx.conn.fetch(
-            "SELECT uuid FROM instances WHERE uuid = ANY($1::uuid[]) AND state <> ALL($2::text[])",
-            list(ours),
-            list(DEAD),
-        )
-    }
+    owned = await store.live_instance_ids(ctx.conn, list(ours), list(DEAD))
     orphans = {vm_id: vm for vm_id, vm in ours.items() if vm_id not in owned}
     for vm_id in planner.reconcile.sightings.due(("vm", event.zone_id), orphans):
         vm = orphans[vm_id]
@@ -80,26 +72,12 @@ async def orphan_vms(event: InventorySynced, ctx: HandlerContext, planner: Plann
 
 
 async def stuck_instances(zone_id: str, ctx: HandlerContext, planner: Planner) -> None:
-    rows = await ctx.conn.fetch(
-        """SELECT i.uuid, i.name, i.state FROM instances i
-           WHERE i.zone_id = $1 AND i.state = ANY($2::text[])
-             AND NOT EXISTS (SELECT 1 FROM sagas s WHERE s.resource_id = i.uuid
-                                                     AND s.state IN ('running', 'compensating'))""",
-        zone_id,
-        list(TRANSITIONAL),
-    )
+    rows = await store.undriven_instances(ctx.conn, zone_id, list(TRANSITIONAL))
     stuck = {row["uuid"]: row for row in rows}
     for vm_id in planner.reconcile.sightings.due(("stuck", zone_id), stuck):
         row = stuck[vm_id]
         reason = f"stuck in {row['state']} with nothing driving it (found by reconciliation)"
-        moved = await ctx.conn.fetchval(
-            """UPDATE instances SET state = 'Error', reason = $3, updated = now()
-               WHERE uuid = $1 AND state = $2 RETURNING uuid""",
-            vm_id,
-            row["state"],
-            reason,
-        )
-        if moved is None:
+        if not await store.move_state(ctx.conn, vm_id, row["state"], "Error", reason):
             continue
         await hosts.release_for(ctx.conn, vm_id)
         vm_state(ctx, vm_id, row["state"], "Error", reason)
@@ -108,23 +86,29 @@ async def stuck_instances(zone_id: str, ctx: HandlerContext, planner: Planner) -
 
 
 async def periodic(runtime, *, interval: float) -> None:
-    """Every ``interval`` seconds, ask each known zone's agent for its inventory (reconciled on arrival)."""
+    """Every ``interval`` seconds, ask each known zone's agent for its inventory (reconciled on arrival).
+
+    The ask is published directly, not through the outbox: a lost one costs nothing (the next
+    pass asks again), and a pass writes nothing to the database. What arrives is only written
+    where it finds something to do.
+    """
     while True:
         await asyncio.sleep(interval)
         try:
-            async with runtime.pool.acquire() as conn, conn.transaction():
-                cause = Envelope(
-                    message_id=uuid.uuid4(),
-                    type="ReconcilePass",
-                    schema_version=1,
-                    occurred_at=datetime.now(UTC),
-                    source="planner",
-                    payload={},
-                )
-                ctx = HandlerContext(cause, "planner", conn=conn)
-                for zone_id in await conn.fetchval("SELECT array_agg(DISTINCT zone_id) FROM hosts") or []:
-                    ctx.send(agent.SyncInventory(zone_id=zone_id))
-                await outbox.add(conn, ctx.outgoing)
-            runtime.relay.wake()
+            async with runtime.pool.acquire() as conn:
+                zones = await store.zones(conn)
+            cause = Envelope(
+                message_id=uuid.uuid4(),
+                type="ReconcilePass",
+                schema_version=1,
+                occurred_at=datetime.now(UTC),
+                source="planner",
+                payload={},
+            )
+            ctx = HandlerContext(cause, "planner")
+            for zone_id in zones:
+                ctx.send(agent.SyncInventory(zone_id=zone_id))
+            for out in ctx.outgoing:
+                await runtime.bus.publish(out)
         except Exception as error:
             log.warning("reconciliation pass failed", error=repr(error))

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from contracts.agent import AgentCommand
 from contracts.errors import ErrorCode
 from contracts.events import ResourceStateChanged
-from services.storage import store
+from contracts.topology import STORAGE_REPLIES
+from shared.db import awaited
 from shared.errors import DomainError
 from shared.identity import account_scope
 from shared.messaging import HandlerContext
 from shared.reconcile import Reconciliation
-
-REPLIES = "storage.replies"
 
 
 @dataclass(frozen=True)
@@ -27,8 +26,9 @@ async def call_agent(
     ctx: HandlerContext, command: AgentCommand, operation: str, resource_id: uuid.UUID, **detail
 ):
     """Send an agent command whose reply comes back to this service, and remember what it was for."""
-    envelope = ctx.send(command, reply_to=REPLIES)
-    await store.remember_call(ctx.conn, envelope.message_id, operation, resource_id, **detail)
+    await awaited.send(
+        ctx, command, reply_to=STORAGE_REPLIES.name, operation=operation, resource_id=resource_id, **detail
+    )
 
 
 def require_owner(ctx: HandlerContext, owner: uuid.UUID | None, what: str) -> None:

@@ -13,7 +13,7 @@ from contracts import agent
 from contracts import storage as cmd
 from contracts.catalogue import failed_reply
 from contracts.events import BusPrincipalChanged, InventorySynced
-from services.storage import projection, queries, reconcile, scavenger, seeding, volumes
+from services.storage import projection, queries, reconcile, scavenger, seeding, vm_volumes, volumes
 from services.storage.common import Storage
 from shared.identity import bus_principal_changed
 from shared.messaging import Handlers
@@ -26,14 +26,14 @@ WITH_SETTINGS = {
     cmd.DetachVolume: volumes.detach_volume,
     cmd.ResizeVolume: volumes.resize_volume,
     cmd.DeleteVolume: volumes.delete_volume,
-    cmd.AllocateRootVolume: volumes.allocate_root_volume,
-    cmd.DestroyVmVolumes: volumes.destroy_vm_volumes,
+    cmd.AllocateRootVolume: vm_volumes.allocate_root_volume,
+    cmd.DestroyVmVolumes: vm_volumes.destroy_vm_volumes,
     cmd.ListStoragePools: queries.list_storage_pools,
     cmd.ListVolumes: queries.list_volumes,
     cmd.ListSeeds: queries.list_seeds,
     cmd.ListTemplates: queries.list_templates,
     cmd.ListDiskOfferings: queries.list_disk_offerings,
-    cmd.CreateDiskOffering: volumes.create_disk_offering,
+    cmd.CreateDiskOffering: vm_volumes.create_disk_offering,
     InventorySynced: reconcile.inventory_synced,
 }
 

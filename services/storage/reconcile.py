@@ -21,8 +21,9 @@ import structlog
 
 from contracts import agent
 from contracts.events import InventorySynced
+from contracts.topology import STORAGE_REPLIES
 from services.storage import projection
-from services.storage.common import REPLIES, Storage, state_changed
+from services.storage.common import Storage, state_changed
 from shared.messaging import HandlerContext
 from shared.reconcile import snapdeploy_uuid
 
@@ -76,7 +77,9 @@ async def orphan_seeds(event: InventorySynced, ctx: HandlerContext, storage: Sto
             )  # fmt: skip
             continue
         log.warning("deleting an orphan seeded template", template=vm.name, ref=vm.ref)
-        ctx.send(agent.DeleteTemplate(zone_id=event.zone_id, template_ref=vm.ref), reply_to=REPLIES)
+        ctx.send(
+            agent.DeleteTemplate(zone_id=event.zone_id, template_ref=vm.ref), reply_to=STORAGE_REPLIES.name
+        )
         ctx.action(
             "TEMPLATE.DELETE", "Started", "SeededTemplate", seed_id, vm.name,
             f"reconciliation: seeded template {vm.name} ({vm.ref}) is owned by no seed; deleting it",
@@ -107,7 +110,7 @@ async def orphan_disks(event: InventorySynced, ctx: HandlerContext, storage: Sto
             )  # fmt: skip
             continue
         log.warning("deleting an orphan volume disk", disk=path)
-        ctx.send(agent.DeleteDisk(zone_id=event.zone_id, disk_path=path), reply_to=REPLIES)
+        ctx.send(agent.DeleteDisk(zone_id=event.zone_id, disk_path=path), reply_to=STORAGE_REPLIES.name)
         ctx.action(
             "VOLUME.DELETE", "Started", "Volume", volume_id, None,
             f"reconciliation: disk {path} is owned by no volume; deleting it",
@@ -118,7 +121,7 @@ async def stuck_volumes(zone_id: str, ctx: HandlerContext, storage: Storage) -> 
     rows = await ctx.conn.fetch(
         """SELECT v.uuid, v.name FROM volumes v JOIN pools p ON p.id = v.pool_id
            WHERE p.zone_id = $1 AND v.type = 'DATADISK' AND v.state = 'Creating'
-             AND NOT EXISTS (SELECT 1 FROM agent_calls c WHERE c.resource_id = v.uuid)""",
+             AND NOT EXISTS (SELECT 1 FROM awaited_replies c WHERE c.resource_id = v.uuid)""",
         zone_id,
     )
     stuck = {row["uuid"]: row["name"] for row in rows}

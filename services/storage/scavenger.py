@@ -1,10 +1,12 @@
 """The storage scavenger: collects volumes in Error or Destroy and seeds no longer needed.
 
-Every ``interval`` it takes what has waited longer than ``delay`` (``FOR UPDATE SKIP LOCKED``,
-so each item is handled by one replica), asks the agent to delete the disk or template, and
-finishes when the agent answers: the volume is Expunged and its bytes leave the pool's
-allocation; the seed row is removed. A seed that linked clones still hang from (a live
-volume made from it) is never collected.
+While anything may need collecting, every ``interval`` it takes what has waited longer than
+``delay`` (``FOR UPDATE SKIP LOCKED``, so each item is handled by one replica), asks the agent
+to delete the disk or template, and finishes when the agent answers: the volume is Expunged
+and its bytes leave the pool's allocation; the seed row is removed. A seed that linked clones
+still hang from (a live volume made from it) is never collected. With nothing that may need
+collecting it makes no query: it waits until something is written (what makes a volume or a
+seed collectable also emits an event through the outbox).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from contracts import agent
 from contracts.envelope import Envelope
 from services.storage import store
 from services.storage.common import call_agent, state_changed
-from shared.db import outbox
+from shared.db import awaited, outbox
 from shared.messaging import HandlerContext
 
 log = structlog.get_logger("scavenger")
@@ -27,17 +29,23 @@ EXPUNGE, DROP_SEED = "expunge", "drop_seed"
 
 
 async def run(runtime, *, interval: float, delay: float) -> None:
+    activity = runtime.relay.activity()
     while True:
+        activity.clear()
+        waiting = True
         try:
-            collected = await scavenge_once(runtime, delay=delay)
+            collected, waiting = await scavenge_once(runtime, delay=delay)
             if collected:
                 log.info("scavenger pass", collected=collected)
         except Exception as error:
             log.warning("scavenger pass failed", error=repr(error))
         await asyncio.sleep(interval)
+        if not waiting:
+            await activity.wait()
 
 
-async def scavenge_once(runtime, *, delay: float, batch: int = 50) -> int:
+async def scavenge_once(runtime, *, delay: float, batch: int = 50) -> tuple[int, bool]:
+    """One pass: how many items it took, and whether anything (now or later) may need collecting."""
     # What the pass sends is caused by the pass itself: one correlation id per pass.
     cause = Envelope(
         message_id=uuid.uuid4(),
@@ -71,7 +79,7 @@ async def scavenge_once(runtime, *, delay: float, batch: int = 50) -> int:
                  AND (s.state = 'Error' OR (s.state = 'Ready' AND s.marked_for_gc
                       AND NOT EXISTS (SELECT 1 FROM volumes v WHERE v.seed_id = s.id
                                       AND v.state NOT IN ('Expunged', 'Error'))))
-                 AND NOT EXISTS (SELECT 1 FROM agent_calls c WHERE c.resource_id::text = s.uuid)
+                 AND NOT EXISTS (SELECT 1 FROM awaited_replies c WHERE c.resource_id::text = s.uuid)
                ORDER BY s.updated LIMIT $2 FOR UPDATE OF s SKIP LOCKED""",
             delay,
             batch,
@@ -88,12 +96,17 @@ async def scavenge_once(runtime, *, delay: float, batch: int = 50) -> int:
                 uuid.UUID(seed["uuid"]),
             )
         await outbox.add(conn, ctx.outgoing)
+        waiting = await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM volumes WHERE state IN ('Error', 'Destroy'))
+                   OR EXISTS (SELECT 1 FROM vm_snapshot_spool_ref
+                              WHERE state = 'Error' OR (state = 'Ready' AND marked_for_gc))"""
+        )
     runtime.relay.wake()
-    return len(volumes) + len(seeds)
+    return len(volumes) + len(seeds), waiting
 
 
 async def delete_disk_succeeded(event: agent.DeleteDiskSucceeded, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     volume = await store.volume(ctx.conn, call["resource_id"])
@@ -113,7 +126,7 @@ async def delete_disk_succeeded(event: agent.DeleteDiskSucceeded, ctx: HandlerCo
 
 
 async def delete_disk_failed(event, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     # Back to Destroy: the next pass tries again.
@@ -122,7 +135,7 @@ async def delete_disk_failed(event, ctx: HandlerContext) -> None:
 
 
 async def delete_template_succeeded(event: agent.DeleteTemplateSucceeded, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     seed = await ctx.conn.fetchrow(
@@ -134,7 +147,7 @@ async def delete_template_succeeded(event: agent.DeleteTemplateSucceeded, ctx: H
 
 
 async def delete_template_failed(event, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is not None:
         log.warning(
             "could not delete a seeded template", seed=str(call["resource_id"]), error=event.error_text

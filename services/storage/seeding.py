@@ -10,7 +10,6 @@ copy fails.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from contracts import agent
 from contracts.catalogue import failed_reply
@@ -19,7 +18,7 @@ from contracts.storage import SeedTemplateFromVmSnapshot, SeedTemplateFromVmSnap
 from contracts.vsphere import DiskConfig
 from services.storage import domain, store
 from services.storage.common import Storage, call_agent, require_owner, state_changed
-from shared.db import pending
+from shared.db import awaited, pending
 from shared.errors import DomainError
 from shared.messaging import DEFERRED, HandlerContext
 
@@ -78,15 +77,13 @@ async def seed_template_from_vm_snapshot(
 async def lock_pair(conn, snapshot_id: int, pool_id: int) -> None:
     """Serialises everything about one (snapshot, pool) seed: requests that find it Creating park
     themselves under this lock, and the agent's reply answers them under it, so none is missed."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"seed:{snapshot_id}:{pool_id}")
+    await store.lock_seed_pair(conn, snapshot_id, pool_id)
 
 
 async def lock_seed(conn, seed_uuid: str) -> None:
-    pair = await conn.fetchrow(
-        "SELECT vm_snapshot_id, pool_id FROM vm_snapshot_spool_ref WHERE uuid = $1", seed_uuid
-    )
+    pair = await store.seed_pair(conn, seed_uuid)
     if pair is not None:
-        await lock_pair(conn, pair["vm_snapshot_id"], pair["pool_id"])
+        await lock_pair(conn, *pair)
 
 
 async def start(ctx: HandlerContext, storage: Storage, snapshot, pool, root: DiskConfig):
@@ -99,17 +96,8 @@ async def start(ctx: HandlerContext, storage: Storage, snapshot, pool, root: Dis
             figures, root.size_bytes, f"a seed of VM snapshot {snapshot['name']}"
         )
     seed_uuid = uuid.uuid4()
-    seed = await conn.fetchrow(
-        """INSERT INTO vm_snapshot_spool_ref
-               (uuid, pool_id, vm_snapshot_id, created, job_id, state, status, template_size)
-           VALUES ($1, $2, $3, $4, $5, 'Creating', 'copying the root disk', $6) RETURNING *""",
-        str(seed_uuid),
-        pool["id"],
-        snapshot["id"],
-        datetime.now(UTC),
-        str(ctx.envelope.correlation_id) if ctx.envelope.correlation_id else None,
-        root.size_bytes,
-    )
+    job_id = str(ctx.envelope.correlation_id) if ctx.envelope.correlation_id else None
+    seed = await store.add_seed(conn, seed_uuid, pool["id"], snapshot["id"], job_id, root.size_bytes)
     await call_agent(
         ctx,
         agent.SeedTemplate(
@@ -139,7 +127,7 @@ async def start(ctx: HandlerContext, storage: Storage, snapshot, pool, root: Dis
 
 async def seed_template_succeeded(event: agent.SeedTemplateSucceeded, ctx: HandlerContext) -> None:
     conn = ctx.conn
-    call = await store.take_call(conn, ctx.envelope.causation_id)
+    call = await awaited.take(conn, ctx.envelope.causation_id)
     if call is None:
         return  # not ours, or already handled
     await lock_seed(conn, event.seed_id)
@@ -175,7 +163,7 @@ async def seed_template_succeeded(event: agent.SeedTemplateSucceeded, ctx: Handl
 
 async def seed_template_failed(event, ctx: HandlerContext) -> None:
     conn = ctx.conn
-    call = await store.take_call(conn, ctx.envelope.causation_id)
+    call = await awaited.take(conn, ctx.envelope.causation_id)
     if call is None:
         return
     seed_uuid = str(call["resource_id"])

@@ -125,6 +125,49 @@ async def move_volume(
     )
 
 
+async def add_volume(conn: asyncpg.Connection, **columns: Any) -> None:
+    """A new volume row; ``columns`` are the table's."""
+    names = list(columns)
+    places = ", ".join(f"${i + 1}" for i in range(len(names)))
+    await conn.execute(f"INSERT INTO volumes ({', '.join(names)}) VALUES ({places})", *columns.values())
+
+
+async def destroy_root_volumes(conn: asyncpg.Connection, vm_uuid: uuid.UUID) -> list[asyncpg.Record]:
+    """The VM's live ROOT volumes go to Destroy (for the scavenger); (uuid, name) of each."""
+    return await conn.fetch(
+        """UPDATE volumes SET state = 'Destroy', updated = now()
+           WHERE vm_uuid = $1 AND type = 'ROOT' AND state NOT IN ('Destroy', 'Expunging', 'Expunged')
+           RETURNING uuid, name""",
+        vm_uuid,
+    )
+
+
+async def detach_data_volumes(conn: asyncpg.Connection, vm_uuid: uuid.UUID) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        """UPDATE volumes SET vm_uuid = NULL, device_id = NULL, updated = now()
+           WHERE vm_uuid = $1 AND type = 'DATADISK' RETURNING uuid""",
+        vm_uuid,
+    )
+    return [r["uuid"] for r in rows]
+
+
+# -- disk offerings -----------------------------------------------------------------------------------
+
+
+async def disk_offering_exists(conn: asyncpg.Connection, offering_uuid: uuid.UUID) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM disk_offerings WHERE uuid = $1", offering_uuid))
+
+
+async def add_disk_offering(conn: asyncpg.Connection, offering_uuid: uuid.UUID, name: str, size: int | None):
+    await conn.execute(
+        """INSERT INTO disk_offerings (uuid, name, size_bytes) VALUES ($1, $2, $3)
+           ON CONFLICT (uuid) DO NOTHING""",
+        offering_uuid,
+        name,
+        size,
+    )
+
+
 # -- seeds (vm_snapshot_spool_ref) ----------------------------------------------------------------------
 
 
@@ -135,6 +178,44 @@ async def live_seed(conn: asyncpg.Connection, snapshot_id: int, pool_id: int) ->
         snapshot_id,
         pool_id,
         list(LIVE_SEED_STATES),
+    )
+
+
+async def lock_seed_pair(conn: asyncpg.Connection, snapshot_id: int, pool_id: int) -> None:
+    """Serialises everything about one (snapshot, pool) seed, across replicas, until commit."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"seed:{snapshot_id}:{pool_id}")
+
+
+async def seed_pair(conn: asyncpg.Connection, seed_uuid: str) -> tuple[int, int] | None:
+    """(snapshot id, pool id) of a seed."""
+    row = await conn.fetchrow(
+        "SELECT vm_snapshot_id, pool_id FROM vm_snapshot_spool_ref WHERE uuid = $1", seed_uuid
+    )
+    return (row["vm_snapshot_id"], row["pool_id"]) if row else None
+
+
+async def seed_row_id(conn: asyncpg.Connection, seed_uuid: uuid.UUID) -> int | None:
+    return await conn.fetchval("SELECT id FROM vm_snapshot_spool_ref WHERE uuid = $1", str(seed_uuid))
+
+
+async def add_seed(
+    conn: asyncpg.Connection,
+    seed_uuid: uuid.UUID,
+    pool_id: int,
+    snapshot_id: int,
+    job_id: str | None,
+    size: int,
+) -> asyncpg.Record:
+    """A seed being copied (state Creating)."""
+    return await conn.fetchrow(
+        """INSERT INTO vm_snapshot_spool_ref
+               (uuid, pool_id, vm_snapshot_id, created, job_id, state, status, template_size)
+           VALUES ($1, $2, $3, now(), $4, 'Creating', 'copying the root disk', $5) RETURNING *""",
+        str(seed_uuid),
+        pool_id,
+        snapshot_id,
+        job_id,
+        size,
     )
 
 
@@ -150,30 +231,4 @@ async def move_seed(
         from_state,
         to_state,
         *(fields[name] for name in names),
-    )
-
-
-# -- agent calls in flight -------------------------------------------------------------------------------
-
-
-async def remember_call(
-    conn: asyncpg.Connection, message_id: uuid.UUID, operation: str, resource_id: uuid.UUID, **detail: Any
-) -> None:
-    await conn.execute(
-        "INSERT INTO agent_calls (message_id, operation, resource_id, detail) VALUES ($1, $2, $3, $4)",
-        message_id,
-        operation,
-        resource_id,
-        detail,
-    )
-
-
-async def take_call(conn: asyncpg.Connection, message_id: uuid.UUID | None) -> asyncpg.Record | None:
-    """The call a reply answers (removed: a second reply to it finds nothing)."""
-    return await conn.fetchrow("DELETE FROM agent_calls WHERE message_id = $1 RETURNING *", message_id)
-
-
-async def call_in_flight(conn: asyncpg.Connection, resource_id: uuid.UUID) -> str | None:
-    return await conn.fetchval(
-        "SELECT operation FROM agent_calls WHERE resource_id = $1 LIMIT 1", resource_id
     )

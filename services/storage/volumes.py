@@ -17,7 +17,7 @@ from contracts.errors import ErrorCode
 from contracts.vsphere import DiskConfig
 from services.storage import domain, store
 from services.storage.common import Storage, call_agent, require_owner, state_changed
-from shared.db import pending
+from shared.db import awaited, pending
 from shared.errors import DomainError
 from shared.messaging import DEFERRED, HandlerContext
 
@@ -53,8 +53,8 @@ async def create_volume_from_vm_snapshot(
             ErrorCode.PARAM_ERROR,
             f"VM snapshot {snapshot['name']} is in zone {snapshot['zone_id']}, not {command.zone_id}",
         )
-    if command.disk_offering_id is not None and not await conn.fetchval(
-        "SELECT 1 FROM disk_offerings WHERE uuid = $1", command.disk_offering_id
+    if command.disk_offering_id is not None and not await store.disk_offering_exists(
+        conn, command.disk_offering_id
     ):
         raise DomainError(ErrorCode.PARAM_ERROR, f"disk offering {command.disk_offering_id} does not exist")
     source = await store.volume(conn, command.volume_id)
@@ -77,17 +77,18 @@ async def create_volume_from_vm_snapshot(
     )
     if not await store.reserve(conn, pool["id"], disk.size_bytes, storage.overprovisioning):
         raise domain.insufficient_capacity(figures(pool, storage), disk.size_bytes, f"volume {command.name}")
-    await conn.execute(
-        """INSERT INTO volumes (uuid, name, type, state, size_bytes, pool_id, disk_offering_id, template_id,
-                                source_vm_snapshot_id, counted_bytes)
-           VALUES ($1, $2, 'DATADISK', 'Creating', $3, $4, $5, $6, $7, $3)""",
-        command.new_volume_id,
-        command.name,
-        disk.size_bytes,
-        pool["id"],
-        command.disk_offering_id or source["disk_offering_id"],
-        source["template_id"],
-        command.vm_snapshot_id,
+    await store.add_volume(
+        conn,
+        uuid=command.new_volume_id,
+        name=command.name,
+        type="DATADISK",
+        state="Creating",
+        size_bytes=disk.size_bytes,
+        pool_id=pool["id"],
+        disk_offering_id=command.disk_offering_id or source["disk_offering_id"],
+        template_id=source["template_id"],
+        source_vm_snapshot_id=command.vm_snapshot_id,
+        counted_bytes=disk.size_bytes,
     )
     await call_agent(
         ctx,
@@ -128,7 +129,7 @@ async def answer_existing(ctx: HandlerContext, volume):
 
 async def copy_volume_succeeded(event: agent.CopyVolumeFromSnapshotSucceeded, ctx: HandlerContext) -> None:
     conn = ctx.conn
-    if await store.take_call(conn, ctx.envelope.causation_id) is None:
+    if await awaited.take(conn, ctx.envelope.causation_id) is None:
         return
     volume_uuid = uuid.UUID(event.volume_id)
     volume = await store.move_volume(conn, volume_uuid, ("Creating",), "Ready", disk_path=event.disk_path)
@@ -152,7 +153,7 @@ async def copy_volume_succeeded(event: agent.CopyVolumeFromSnapshotSucceeded, ct
 
 async def copy_volume_failed(event, ctx: HandlerContext) -> None:
     conn = ctx.conn
-    call = await store.take_call(conn, ctx.envelope.causation_id)
+    call = await awaited.take(conn, ctx.envelope.causation_id)
     if call is None:
         return
     volume_uuid = call["resource_id"]
@@ -176,7 +177,7 @@ async def busy_volume(ctx: HandlerContext, volume_uuid: uuid.UUID):
     """The volume, locked; refused while another operation on it is in flight."""
     volume = await store.volume(ctx.conn, volume_uuid, lock=True)
     require_owner(ctx, await store.volume_account(ctx.conn, volume), f"volume {volume['name']}")
-    operation = await store.call_in_flight(ctx.conn, volume_uuid)
+    operation = await awaited.in_flight(ctx.conn, volume_uuid)
     if operation is not None:
         raise DomainError(
             ErrorCode.RESOURCE_IN_USE, f"volume {volume['name']} is busy ({operation} in progress)"
@@ -217,7 +218,7 @@ async def attach_volume(command: cmd.AttachVolume, ctx: HandlerContext, storage:
 
 
 async def attach_disk_succeeded(event: agent.AttachDiskSucceeded, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     vm_uuid = uuid.UUID(call["detail"]["vm"])
@@ -245,7 +246,7 @@ async def attach_disk_succeeded(event: agent.AttachDiskSucceeded, ctx: HandlerCo
 
 
 async def attach_disk_failed(event, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     volume = await store.move_volume(ctx.conn, call["resource_id"], ("Attaching",), "Ready")
@@ -278,7 +279,7 @@ async def detach_volume(command: cmd.DetachVolume, ctx: HandlerContext, storage:
 
 
 async def detach_disk_succeeded(event: agent.DetachDiskSucceeded, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     volume = await store.move_volume(
@@ -290,7 +291,7 @@ async def detach_disk_succeeded(event: agent.DetachDiskSucceeded, ctx: HandlerCo
 
 
 async def detach_disk_failed(event, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     volume = await store.volume(ctx.conn, call["resource_id"])
@@ -339,7 +340,7 @@ async def resize_volume(command: cmd.ResizeVolume, ctx: HandlerContext, storage:
 
 
 async def extend_disk_succeeded(event: agent.ExtendDiskSucceeded, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     grow = call["detail"]["grow"]
@@ -365,7 +366,7 @@ async def extend_disk_succeeded(event: agent.ExtendDiskSucceeded, ctx: HandlerCo
 
 
 async def extend_disk_failed(event, ctx: HandlerContext) -> None:
-    call = await store.take_call(ctx.conn, ctx.envelope.causation_id)
+    call = await awaited.take(ctx.conn, ctx.envelope.causation_id)
     if call is None:
         return
     volume = await store.move_volume(ctx.conn, call["resource_id"], ("Resizing",), "Ready")
@@ -396,87 +397,3 @@ async def delete_volume(command: cmd.DeleteVolume, ctx: HandlerContext, storage:
         "volume marked for deletion",
     )
     return cmd.DeleteVolumeSucceeded(volume_id=command.volume_id)
-
-
-# -- root volumes of deployed VMs ----------------------------------------------------------------------
-
-
-async def allocate_root_volume(command: cmd.AllocateRootVolume, ctx: HandlerContext, storage: Storage):
-    conn = ctx.conn
-    if await store.volume_or_none(conn, command.volume_id) is not None:
-        return cmd.AllocateRootVolumeSucceeded(volume_id=command.volume_id)
-    pool = await store.pool(conn, uuid_=command.storage_id)
-    if not await store.reserve(conn, pool["id"], command.size_bytes, storage.overprovisioning):
-        raise domain.insufficient_capacity(
-            figures(pool, storage), command.size_bytes, f"root volume of {command.name}"
-        )
-    seed_id = None
-    if command.seed_id is not None:
-        seed_id = await conn.fetchval(
-            "SELECT id FROM vm_snapshot_spool_ref WHERE uuid = $1", str(command.seed_id)
-        )
-    await conn.execute(
-        """INSERT INTO volumes (uuid, name, type, state, size_bytes, pool_id, vm_uuid, device_id,
-                                disk_offering_id, template_id, iso_id, seed_id, counted_bytes)
-           VALUES ($1, $2, 'ROOT', 'Creating', $3, $4, $5, 0, $6, $7, $8, $9, $3)""",
-        command.volume_id,
-        command.name,
-        command.size_bytes,
-        pool["id"],
-        command.vm_id,
-        command.disk_offering_id,
-        command.template_id,
-        command.iso_id,
-        seed_id,
-    )
-    ctx.action(
-        "VOLUME.CREATE",
-        "Started",
-        "Volume",
-        command.volume_id,
-        command.name,
-        f"root volume on {pool['name']}",
-    )
-    state_changed(ctx, "Volume", command.volume_id, None, "Creating")
-    return cmd.AllocateRootVolumeSucceeded(volume_id=command.volume_id)
-
-
-async def destroy_vm_volumes(command: cmd.DestroyVmVolumes, ctx: HandlerContext, storage: Storage):
-    conn = ctx.conn
-    destroyed = await conn.fetch(
-        """UPDATE volumes SET state = 'Destroy', updated = now()
-           WHERE vm_uuid = $1 AND type = 'ROOT' AND state NOT IN ('Destroy', 'Expunging', 'Expunged')
-           RETURNING uuid, name""",
-        command.vm_id,
-    )
-    detached = await conn.fetch(
-        """UPDATE volumes SET vm_uuid = NULL, device_id = NULL, updated = now()
-           WHERE vm_uuid = $1 AND type = 'DATADISK' RETURNING uuid""",
-        command.vm_id,
-    )
-    for row in destroyed:
-        ctx.action(
-            "VOLUME.DELETE",
-            "Completed",
-            "Volume",
-            row["uuid"],
-            row["name"],
-            "root volume of a destroyed VM",
-        )
-        state_changed(ctx, "Volume", row["uuid"], None, "Destroy")
-    return cmd.DestroyVmVolumesSucceeded(
-        vm_id=command.vm_id, destroyed=[r["uuid"] for r in destroyed], detached=[r["uuid"] for r in detached]
-    )
-
-
-async def create_disk_offering(command: cmd.CreateDiskOffering, ctx: HandlerContext, storage: Storage):
-    if ctx.envelope.actor.role == "user":
-        raise DomainError(ErrorCode.ACCOUNT_ERROR, "only an admin may create disk offerings")
-    await ctx.conn.execute(
-        """INSERT INTO disk_offerings (uuid, name, size_bytes) VALUES ($1, $2, $3)
-           ON CONFLICT (uuid) DO NOTHING""",
-        command.offering_id,
-        command.name,
-        command.size_bytes,
-    )
-    return cmd.CreateDiskOfferingSucceeded(offering_id=command.offering_id)

@@ -139,10 +139,11 @@ class Bus:
         reply_to: str | None = None,
         mandatory: bool = False,
         headers: dict | None = None,
+        content_type: str = "application/json",
     ) -> None:
         message = aio_pika.Message(
             body,
-            content_type="application/json",
+            content_type=content_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id,
             type=type,

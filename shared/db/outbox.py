@@ -1,6 +1,10 @@
 """Transactional outbox: messages are rows written in the handler's transaction; a relay
 publishes them with confirms and deletes what the broker confirmed.
 
+The transaction that adds rows also NOTIFYs ``snapdeploy_outbox_<schema>`` (delivered at
+commit): every replica's relay LISTENs on it, so a relay wakes for rows any replica wrote and
+an idle relay makes no query at all (it polls only while it cannot listen).
+
 A crash after commit and before publish loses nothing: the rows are there at restart. A
 crash after publish and before the delete publishes a row twice; its ``message_id`` is the
 same, and consumers' inboxes drop the second copy. Several replicas relay at once without
@@ -44,7 +48,11 @@ async def add(conn: asyncpg.Connection, messages: Iterable[Outgoing]) -> int:
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
             rows,
         )
+        await conn.execute("SELECT pg_notify($1 || current_schema(), '')", CHANNEL_PREFIX)
     return len(rows)
+
+
+CHANNEL_PREFIX = "snapdeploy_outbox_"
 
 
 def _outgoing(row: asyncpg.Record) -> Outgoing:
@@ -58,7 +66,12 @@ def _outgoing(row: asyncpg.Record) -> Outgoing:
 
 
 class OutboxRelay:
-    """Publishes outbox rows: at once when woken by this process, else every poll interval."""
+    """Publishes outbox rows: at once when woken (by this process or a NOTIFY); else it waits.
+
+    ``activity()`` gives a job an event set whenever rows were written (a NOTIFY from this
+    replica or another; without a listener, every wake counts): a periodic job with nothing to
+    do waits on it instead of querying on a timer.
+    """
 
     def __init__(
         self, pool: asyncpg.Pool, bus, *, batch: int = 200, poll_interval: float = 1.0, metrics: Metrics
@@ -69,14 +82,40 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.metrics = metrics
         self._wake = asyncio.Event()
+        self._activity: list[asyncio.Event] = []
         self._stopping = False
+        self._listener: asyncpg.Connection | None = None
+        self._channel: str | None = None
 
     def wake(self) -> None:
+        """Publish now (this process has just committed rows, or may have)."""
         self._wake.set()
+        if self._listener is None:  # no NOTIFY to tell whether rows were written: assume so
+            self._active()
+
+    def _active(self) -> None:
+        for event in self._activity:
+            event.set()
+
+    def activity(self) -> asyncio.Event:
+        """An event of the caller's own, set whenever rows are written; the caller clears it."""
+        event = asyncio.Event()
+        self._activity.append(event)
+        return event
 
     async def run(self) -> None:
+        try:
+            await self._relay()
+        finally:
+            # the pool cannot close while the listening connection is out: give it back even
+            # when the relay is cancelled
+            await asyncio.shield(self._unlisten())
+
+    async def _relay(self) -> None:
         failures = 0
         while not self._stopping:
+            if self._listener is None:
+                await self._listen()
             # Cleared before the pass, not after: a wake-up during the pass (a row committed after
             # its SELECT) keeps the event set, so that row goes out now, not a poll interval later.
             self._wake.clear()
@@ -90,8 +129,48 @@ class OutboxRelay:
                 await asyncio.sleep(delay)
                 continue
             if published < self.batch:
+                # listening: wait for a NOTIFY; not listening (yet): poll
+                timeout = None if self._listener is not None else self.poll_interval
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _listen(self) -> None:
+        """Hold one pooled connection LISTENing on this schema's channel (best effort: else poll)."""
+        try:
+            conn = await self.pool.acquire()
+        except Exception as error:
+            log.warning("outbox relay cannot listen, polling", error=repr(error))
+            return
+        try:
+            channel = CHANNEL_PREFIX + await conn.fetchval("SELECT current_schema()")
+            await conn.add_listener(channel, self._notified)
+            conn.add_termination_listener(self._lost)
+        except Exception as error:
+            log.warning("outbox relay cannot listen, polling", error=repr(error))
+            await self.pool.release(conn)
+            return
+        self._listener, self._channel = conn, channel
+
+    def _notified(self, *_args) -> None:
+        self._wake.set()
+        self._active()
+
+    def _lost(self, conn: asyncpg.Connection) -> None:
+        if self._listener is conn:
+            self._listener = None  # polls, and listens again on its next pass
+            asyncio.get_running_loop().create_task(self._give_back(conn))
+        self.wake()
+
+    async def _give_back(self, conn: asyncpg.Connection) -> None:
+        with contextlib.suppress(Exception):
+            await self.pool.release(conn)
+
+    async def _unlisten(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(self._channel, self._notified)
+                await self.pool.release(conn)
 
     async def publish_pending(self) -> int:
         """One batch: publish, wait for every confirm, delete what was confirmed."""

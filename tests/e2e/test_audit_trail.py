@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -102,13 +103,47 @@ async def test_a_failed_deployments_trail_ends_with_the_failure_and_its_reason(s
         assert failed_task.fault == "NoDiskSpace" and failed_task.duration_ms is not None
 
 
-async def test_cloudstack_event_consumers_receive_the_vm_creation_in_cloudstacks_format(service_env):
-    async with Stack(service_env, storage=1, planner=1, audit=1) as cloud:
-        connection = await aio_pika.connect(cloud.env["AMQP_URL"])
-        channel = await connection.channel()
+class CloudStackConsumer:
+    """What an unchanged CloudStack event consumer does: a queue of its own bound to cloudstack-events."""
+
+    def __init__(self, url: str, key: str):
+        self.url, self.key = url, key
+        self.received: list[aio_pika.abc.AbstractIncomingMessage] = []
+        self._arrived = asyncio.Event()
+
+    async def __aenter__(self) -> CloudStackConsumer:
+        self.connection = await aio_pika.connect(self.url)
+        channel = await self.connection.channel()
         exchange = await channel.declare_exchange("cloudstack-events", "topic", durable=True)
         queue = await channel.declare_queue(exclusive=True)
-        await queue.bind(exchange, "management-server.ActionEvent.VM-CREATE.#")
+        await queue.bind(exchange, self.key)
+        await queue.consume(self._on_message)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.connection.close()
+
+    async def _on_message(self, message) -> None:
+        async with message.process():
+            self.received.append(message)
+            self._arrived.set()
+
+    def of(self, entityuuid: str) -> list[dict]:
+        bodies = [json.loads(m.body) for m in self.received]
+        return [b for b in bodies if b.get("entityuuid") == entityuuid]
+
+    async def until(self, check, *, timeout: float = 30.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not check():
+                self._arrived.clear()
+                await self._arrived.wait()
+
+
+async def test_cloudstack_event_consumers_receive_deployments_as_cloudstack_sends_them(service_env):
+    async with (
+        Stack(service_env, storage=1, planner=1, audit=1) as cloud,
+        CloudStackConsumer(cloud.env["AMQP_URL"], "management-server.ActionEvent.#") as consumer,
+    ):
         source = await prepare(cloud)
         s1 = await snapshot(cloud, source.vm_id, "S1")
         small = await offering(cloud)
@@ -116,30 +151,34 @@ async def test_cloudstack_event_consumers_receive_the_vm_creation_in_cloudstacks
             vm_id=uuid.uuid4(), vm_snapshot_id=s1, service_offering_id=small, name="cs"
         )
         await cloud.call(request)
+        vm = str(request.vm_id)
 
-        received = []
-        async with queue.iterator(timeout=30) as messages:
-            async for message in messages:
-                async with message.process():
-                    received.append((message.routing_key, json.loads(message.body)))
-                if received[-1][1]["status"] == "Completed":
-                    break
-        await connection.close()
-        key, body = received[-1]
-        assert key == f"management-server.ActionEvent.VM-CREATE.VirtualMachine.{request.vm_id}"
-        assert {
-            "user",
-            "account",
-            "event",
-            "status",
-            "entity",
-            "entityuuid",
-            "description",
-            "eventDateTime",
-        } <= set(body)
-        assert (body["event"], body["status"], body["entityuuid"]) == (
-            "VM.CREATE",
-            "Completed",
-            str(request.vm_id),
-        )
-        assert [b["status"] for _, b in received] == ["Scheduled", "Started", "Completed"]
+        def vm_created():
+            return [b for b in consumer.of(vm) if b["event"] == "VM.CREATE"]
+
+        await consumer.until(lambda: [b["status"] for b in vm_created()][-1:] == ["Completed"])
+        keys = {m.routing_key for m in consumer.received if json.loads(m.body)["event"] == "VM.CREATE"}
+        assert keys == {f"management-server.ActionEvent.VM-CREATE.VirtualMachine.{vm}"}
+        assert [b["status"] for b in vm_created()] == ["Created", "Scheduled", "Started", "Completed"]
+        created, *_, completed = vm_created()
+        assert {"user", "account", "event", "status", "entity", "entityuuid", "description",
+                "eventDateTime"} <= set(completed)  # fmt: skip
+        assert (completed["entity"], completed["entityuuid"], completed["VirtualMachine"]) == (
+            "VirtualMachine", vm, vm,
+        )  # fmt: skip
+        assert created["description"] == "Successfully created entity for deploying cs from VM snapshot S1"
+        assert completed["description"].startswith("Successfully completed deploying cs from VM snapshot S1")
+        assert {(m.content_type, m.delivery_mode) for m in consumer.received} == {("text/plain", 2)}
+
+        # a deployment that fails closes its root volume's VOLUME.CREATE with "Error while ..."
+        cloud.sim.fail("CloneVM_Task", "InsufficientDiskSpace")
+        trail = await deployed_trail(cloud, s1, small, [], "unlucky")
+        assert trail.status == "failed"
+        [root] = {e.resource_id for e in trail.entries if e.event_type == "VOLUME.CREATE"}
+
+        def root_created():
+            return [b for b in consumer.of(str(root)) if b["event"] == "VOLUME.CREATE"]
+
+        await consumer.until(lambda: [b["status"] for b in root_created()][-1:] == ["Completed"])
+        assert [b["status"] for b in root_created()] == ["Created", "Started", "Completed"]
+        assert root_created()[-1]["description"].startswith("Error while root volume on ")

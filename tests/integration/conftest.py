@@ -11,7 +11,7 @@ import aio_pika
 import asyncpg
 import pytest
 
-from scripts import broker_users
+from snapdeploy import broker_users
 from tests.support.infra import (
     TEST_SERVICE_USERS,
     Broker,

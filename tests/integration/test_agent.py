@@ -9,9 +9,8 @@ import pytest
 
 from contracts import agent as cmd
 from contracts.vsphere import VmInfo
-from shared.bus import Bus
-from tests.support.driver import Driver
-from tests.support.observer import Observer
+from snapdeploy.client import BusClient, Subscription
+from tests.support.driver import Driver, watching
 from tests.support.processes import ServiceProcess
 from tests.support.vcsim import Simulator, sha256
 
@@ -37,17 +36,15 @@ async def zone(sim, vhost, service_env):
         name="agent",
     ).start()
     process.wait_started()
-    bus = Bus(vhost.url, name="test")
-    await bus.connect()
-    async with Observer(vhost.url) as events:
-        yield Zone(bus, events, sim, process)
-    await bus.close()
+    client, events = await watching(vhost.url)
+    yield Zone(client, events, sim, process)
+    await client.close()
     assert process.stop() == 0, process.output()
 
 
 class Zone(Driver):
-    def __init__(self, bus: Bus, events: Observer, sim: Simulator, process: ServiceProcess):
-        super().__init__(bus, events)
+    def __init__(self, client: BusClient, events: Subscription, sim: Simulator, process: ServiceProcess):
+        super().__init__(client, events)
         self.sim, self.process = sim, process
 
     async def snapshot(self, vm: VmInfo, name: str) -> dict:

@@ -35,7 +35,7 @@ from contracts.base import Command, Event
 from contracts.catalogue import CATALOGUE, failed_reply
 from contracts.envelope import Actor, Envelope
 from contracts.events import ActionEvent, VcenterTask
-from contracts.planner import DeployVirtualMachine, DeployVirtualMachineSucceeded
+from contracts.planner import CreateVmSnapshot, DeployVirtualMachine, DeployVirtualMachineSucceeded
 from contracts.samples import make_sample
 from contracts.storage import SeedTemplateFromVmSnapshot, SeedTemplateFromVmSnapshotSucceeded
 from contracts.topology import CLOUDSTACK_EVENTS, EVENTS
@@ -67,6 +67,7 @@ class Deployment:
     job: uuid.UUID = field(default_factory=uuid.uuid4)
     vm: uuid.UUID = field(default_factory=uuid.uuid4)
     account: uuid.UUID = ACCOUNT
+    user: uuid.UUID = field(default_factory=uuid.uuid4)  # who asked, as CloudStack names it
     start: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(minutes=5))
     sent: list[Outgoing] = field(default_factory=list)
 
@@ -76,7 +77,10 @@ class Deployment:
     def command(self, cause: Envelope | None, command: Command, ms: int, source: str = "planner") -> Envelope:
         if cause is None:
             envelope = Envelope.wrap(
-                command, source="api", correlation_id=self.job, actor=Actor(account_id=self.account)
+                command,
+                source="api",
+                correlation_id=self.job,
+                actor=Actor(account_id=self.account, user_id=self.user),
             )
         else:
             envelope = cause.caused(command, source=source)
@@ -438,26 +442,81 @@ async def test_cloudstack_consumer_receives_vm_creation_in_cloudstack_format(aud
     async with CloudStackConsumer(vhost.url, "management-server.ActionEvent.VM-CREATE.#") as cloudstack:
         d = successful_deployment()
         await publish_all(bus, d.sent, shuffle=False)
-        received = await cloudstack.wait_for(3)
+        received = await cloudstack.wait_for(4)
         await wait_stored(database_url, d.job, len(d.sent))
         assert {m.routing_key for m in cloudstack.received} == {
             f"management-server.ActionEvent.VM-CREATE.VirtualMachine.{d.vm}"
         }
-        assert [b["status"] for b in received] == ["Scheduled", "Started", "Completed"]
-        completed = received[-1]
+        # PERSISTENT_TEXT_PLAIN, as RabbitMQEventBus publishes
+        assert {(m.content_type, m.delivery_mode) for m in cloudstack.received} == {("text/plain", 2)}
+        assert [b["status"] for b in received] == ["Created", "Scheduled", "Started", "Completed"]
+        created, completed = received[0], received[-1]
         assert set(completed) == {
             "user", "account", "event", "status", "entity", "entityuuid", "VirtualMachine", "description",
             "eventDateTime",
         }  # fmt: skip
         assert completed["event"] == "VM.CREATE"
-        assert completed["entity"] == "com.cloud.vm.VirtualMachine"
+        assert completed["entity"] == "VirtualMachine"
         assert completed["entityuuid"] == completed["VirtualMachine"] == str(d.vm)
         assert completed["account"] == str(ACCOUNT)
+        assert completed["user"] == str(d.user)
+        action = f"vm.create {d.vm}"  # the action's description (its first phase's)
+        assert created["description"] == f"Successfully created entity for {action}"
+        assert completed["description"] == f"Successfully completed {action}"
         when = d.start + timedelta(milliseconds=5030)
         assert completed["eventDateTime"] == when.strftime("%Y-%m-%d %H:%M:%S +0000")
         assert datetime.strptime(completed["eventDateTime"], "%Y-%m-%d %H:%M:%S %z")
         # NIC.CREATE, VM.START and the rest went to their own keys, not to this binding
         assert all(json.loads(m.body)["event"] == "VM.CREATE" for m in cloudstack.received)
+
+
+async def test_a_failed_deployment_closes_what_it_left_open_once_as_cloudstack_does(audit, bus, vhost):
+    async with CloudStackConsumer(vhost.url, "management-server.ActionEvent.VOLUME-CREATE.#") as cloudstack:
+        d = Deployment()
+        volume = uuid.uuid4()
+        deploy = d.command(None, example(DeployVirtualMachine, vm_id=str(d.vm)), 0)
+        d.action(deploy, "VM.CREATE", "Scheduled", "VirtualMachine", d.vm, 5, description="deploying web-1")
+        d.action(deploy, "VOLUME.CREATE", "Started", "Volume", volume, 10, description="root volume on ds1")
+        d.action(deploy, "VM.CREATE", "Failed", "VirtualMachine", d.vm, 430, level="ERROR", description="no")
+        await publish_all(bus, d.sent, shuffle=False)
+        received = await cloudstack.wait_for(3)
+        assert [(b["status"], b["description"]) for b in received] == [
+            ("Created", "Successfully created entity for root volume on ds1"),
+            ("Started", "Root volume on ds1"),
+            ("Completed", "Error while root volume on ds1"),
+        ]
+        assert {m.routing_key for m in cloudstack.received} == {
+            f"management-server.ActionEvent.VOLUME-CREATE.Volume.{volume}"
+        }
+        # storage's own closing, late: CloudStack closes an action once
+        d.action(deploy, "VOLUME.CREATE", "Failed", "Volume", volume, 500, source="storage")
+        sentinel = uuid.uuid4()
+        d.action(deploy, "VOLUME.CREATE", "Completed", "Volume", sentinel, 510, source="storage")
+        await publish_all(bus, d.sent[-2:], shuffle=False)
+        await cloudstack.wait_for(1, entityuuid=str(sentinel))
+        assert len(cloudstack.bodies(entityuuid=str(volume))) == 3
+
+
+async def test_vm_snapshot_events_are_filed_under_their_vm(audit, bus, vhost):
+    async with CloudStackConsumer(
+        vhost.url, "management-server.ActionEvent.VMSNAPSHOT-CREATE.#"
+    ) as cloudstack:
+        d = Deployment()
+        snapshot = uuid.uuid4()
+        take = d.command(None, CreateVmSnapshot(vm_snapshot_id=snapshot, vm_id=d.vm, name="S1"), 0)
+        d.action(take, "VMSNAPSHOT.CREATE", "Started", "VMSnapshot", snapshot, 5, description="snapshot S1")
+        d.action(
+            take, "VMSNAPSHOT.CREATE", "Completed", "VMSnapshot", snapshot, 50, description="S1 is ready"
+        )
+        await publish_all(bus, d.sent, shuffle=False)
+        received = await cloudstack.wait_for(3)
+        assert {m.routing_key for m in cloudstack.received} == {
+            f"management-server.ActionEvent.VMSNAPSHOT-CREATE.VirtualMachine.{d.vm}"
+        }
+        assert {(b["entity"], b["entityuuid"], b["VMSnapshot"]) for b in received} == {
+            ("VirtualMachine", str(d.vm), str(snapshot))
+        }
+        assert received[-1]["description"] == "Successfully completed snapshot S1. S1 is ready"
 
 
 async def test_only_what_is_not_an_envelope_goes_to_the_dlq(audit, bus, database_url, vhost):

@@ -1,4 +1,4 @@
-"""What the broker itself refuses a producer: the users and permissions of scripts/broker_users.py.
+"""What the broker itself refuses a producer: the users and permissions of snapdeploy/broker_users.py.
 
 The vhost has snapdeploy's service users with their real permissions; each test adds a producer
 user the way the script does, and tries what an outside producer should never manage.

@@ -467,14 +467,23 @@ def test_twin_clones_of_one_vm_make_one_vm(sim, session, snapshots):
 def test_threads_renew_an_expired_session_once(sim, session, snapshots):
     generation = session._generation
     sim.control("expire-sessions")
+    vm = inventory.vm_by_ref(session, snapshots.vm_ref)
 
     with ThreadPoolExecutor(8) as pool:
-        configs = list(
-            pool.map(lambda _: ops.get_snapshot_config(session, snapshots.vm_ref, snapshots.s1), range(8))
+        shapes = list(
+            pool.map(lambda _: inventory.require_vm(session, vm, ["config.hardware.numCPU"]), range(8))
         )
 
-    assert len({c.model_dump_json() for c in configs}) == 1
+    assert len({str(shape) for shape in shapes}) == 1
     assert session._generation == generation + 1, "one login for all threads"
+
+
+def test_a_vm_snapshots_configuration_is_read_once(sim, session, snapshots):
+    first = ops.get_snapshot_config(session, snapshots.vm_ref, snapshots.s1)
+    before = sum(sim.control("state")["requests"].values())
+    again = ops.get_snapshot_config(session, snapshots.vm_ref, snapshots.s1)
+    assert again == first
+    assert sum(sim.control("state")["requests"].values()) == before, "no vCenter call the second time"
 
 
 # -- reporting -------------------------------------------------------------------------------------

@@ -1,46 +1,40 @@
-"""Drive services through the bus as a client would: send a command, wait for its one reply."""
+"""The public bus client as the tests use it: one job per test, payloads as dicts, every message watched."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from contracts.agent import SyncInventory
 from contracts.base import Command, Query, QueryResult
 from contracts.envelope import SYSTEM, Actor, Envelope
+from contracts.events import InventorySynced
 from contracts.vsphere import VmInfo
-from shared.bus import Bus
-from shared.bus.queries import QueryClient
-from shared.messaging import command_out
-from tests.support.observer import Observer
+from snapdeploy.client import BusClient, Subscription
 
 
 class Driver:
     """``actor``: on whose behalf its messages say they run (the broker decides whether they do);
-    ``reply_to``: the queue its replies come to (a producer's own), else they are watched on events."""
+    ``reply_to``: the queue its replies come to (a producer's own, read by ``events``), else the
+    client's inbox."""
 
-    def __init__(self, bus: Bus, events: Observer, *, actor: Actor = SYSTEM, reply_to: str | None = None):
-        self.bus, self.events = bus, events
+    def __init__(
+        self, client: BusClient, events: Subscription, *, actor: Actor = SYSTEM, reply_to: str | None = None
+    ):
+        self.client, self.events = client, events
         self.actor, self.reply_to = actor, reply_to
+        self.bus = client.bus  # for tests that publish by hand
         self.job = uuid.uuid4()
-        self.queries = QueryClient(bus, source="test")
 
     async def send(
         self, command: Command, *, message_id: uuid.UUID | None = None, actor: Actor | None = None
     ) -> Envelope:
-        envelope = Envelope.wrap(
-            command, source="test", correlation_id=self.job, message_id=message_id, actor=actor or self.actor
+        return await self.client.send(
+            command, job=self.job, message_id=message_id, actor=actor or self.actor, reply_to=self.reply_to
         )
-        await self.bus.publish_until_confirmed(command_out(envelope, command, self.reply_to))
-        return envelope
 
     async def reply(self, sent: Envelope, timeout: float = 60) -> Envelope:
         """The terminal reply (``<Command>Succeeded`` or ``<Command>Failed``) to a sent command."""
-        wanted = {f"{sent.type}Succeeded", f"{sent.type}Failed"}
-        [reply] = await self.events.wait_for(
-            lambda e: e.causation_id == sent.message_id and e.type in wanted, timeout=timeout
-        )
-        return reply
+        return await self.client.reply(sent, timeout=timeout)
 
     async def call(self, command: Command, **kw) -> dict:
         """Send and expect success; the reply's payload."""
@@ -55,27 +49,24 @@ class Driver:
         return reply.payload
 
     async def ask(self, query: Query, timeout: float = 10, *, actor: Actor | None = None) -> QueryResult:
-        return await self.queries.ask(query, timeout=timeout, actor=actor or self.actor)
+        return await self.client.ask(query, timeout=timeout, actor=actor or self.actor)
 
     async def until(
         self, query: Query, check, *, timeout: float = 30, what: str = "condition"
     ) -> QueryResult:
         """Ask ``query`` until ``check(answer)`` holds, up to ``timeout`` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            answer = await self.ask(query)
-            if check(answer):
-                return answer
-            if loop.time() > deadline:
-                raise AssertionError(f"{what} did not hold within {timeout}s; last answer: {answer}")
-            await asyncio.sleep(0.1)
+        return await self.client.until(query, check, timeout=timeout, interval=0.1, what=what)
 
     async def inventory(self, zone_id: str = "zone1") -> tuple[dict[str, VmInfo], dict]:
         """Sync the zone: its VMs by name, as vCenter has them now, and the InventorySynced payload."""
-        sent = await self.send(SyncInventory(zone_id=zone_id))
-        await self.reply(sent)
-        [synced] = await self.events.wait_for(
-            lambda e: e.type == "InventorySynced" and e.causation_id == sent.message_id
-        )
-        return {v["name"]: VmInfo.model_validate(v) for v in synced.payload["vms"]}, synced.payload
+        synced = await self.client.call_caused(SyncInventory(zone_id=zone_id), InventorySynced, job=self.job)
+        return {v.name: v for v in synced.vms}, synced.model_dump(mode="json")
+
+
+async def watching(url: str, *, name: str = "test") -> tuple[BusClient, Subscription]:
+    """A connected client and its subscription to every event and command (close the client after)."""
+    client = BusClient(url, name=name)
+    await client.connect()
+    await client.bus.declare([])  # the exchanges, in case the test watches before any service runs
+    events = await client.subscribe(("snapdeploy.events", "#"), ("snapdeploy.commands", "#"), history=None)
+    return client, events

@@ -5,7 +5,7 @@ through testcontainers when a Docker engine is present. With ``CI`` set, a missi
 fails the run instead of skipping it. Each test gets its own vhost and its own database.
 
 Nobody connects as ``guest``: each vhost gets snapdeploy's service users with their real
-permissions (``scripts/broker_users.py``), and the harness user ``snapdeploy-test`` that
+permissions (``snapdeploy/broker_users.py``), and the harness user ``snapdeploy-test`` that
 drives and observes the tests (a service user in the tests' ``BUS_SERVICE_USERS``).
 """
 
@@ -23,8 +23,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from contracts.identity import SERVICE_USERS
-from scripts import broker_users
+from snapdeploy import broker_users
+from snapdeploy.local.users import (  # noqa: F401  (re-exported for the tests)
+    HARNESS_USER,
+    TEST_SERVICE_USERS,
+    as_user,
+    local_password,
+    producer_user,
+    snapdeploy_users,
+)
 
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -50,43 +57,6 @@ def _missing(what: str, hint: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
-
-
-HARNESS_USER = "snapdeploy-test"
-# The tests' and the demo's services: snapdeploy's own users, and the harness that drives them.
-TEST_SERVICE_USERS = ",".join((*SERVICE_USERS, HARNESS_USER))
-
-
-def local_password(user: str) -> str:
-    """Passwords of the users the tests and the demo create on a local broker (never a real one)."""
-    return f"{user}-local-only"
-
-
-def as_user(url: str, user: str, password: str | None = None) -> str:
-    """The same AMQP URL, connecting as another user."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    credentials = (
-        f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password or local_password(user), safe='')}"
-    )
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{credentials}@{host}"))
-
-
-def snapdeploy_users() -> dict[str, tuple[str, broker_users.Permissions]]:
-    """Every service user with its real permissions, and the harness with all of them."""
-    users = {
-        broker_users.service_user(s): (
-            local_password(broker_users.service_user(s)),
-            broker_users.service_permissions(s),
-        )
-        for s in broker_users.SERVICES
-    }
-    users[HARNESS_USER] = (local_password(HARNESS_USER), broker_users.everything())
-    return users
-
-
-def producer_user(name: str) -> dict[str, tuple[str, broker_users.Permissions]]:
-    return {name: (local_password(name), broker_users.producer_permissions(name))}
 
 
 @dataclass

@@ -1,69 +1,30 @@
-"""Watch the bus from a test: collect envelopes from chosen exchanges and wait for them with a deadline."""
+"""Watch the bus from a test: the public client's subscription, on a connection of its own."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
-import aio_pika
-
 from contracts.envelope import Envelope
-from shared.bus import failover
+from snapdeploy.client import BusClient, Subscription
 
 
 class Observer:
-    """A durable quorum queue of the test's own (it survives connection loss), bound to keys
-    (events by default; none with ``bound=False``: a producer's reply queue)."""
+    """``async with Observer(url, (exchange, key), ...) as seen``: a subscription (default: every
+    event); ``queue=`` names its queue; ``bound=False``: no bindings and no exchange declared (a
+    producer's reply queue, all its permissions allow). ``seen.client`` is the client behind it."""
 
-    def __init__(
-        self, url: str, *bindings: tuple[str, str], queue: str = "test.observer", bound: bool = True
-    ):
-        self.url = url
-        self.bindings = (bindings or (("snapdeploy.events", "#"),)) if bound else ()
-        self.queue_name = queue
-        self.seen: list[Envelope] = []
-        self._changed = asyncio.Condition()
+    def __init__(self, url: str, *bindings: tuple[str, str], queue: str | None = None, bound: bool = True):
+        self.client = BusClient(url, name="observer")
+        self.bindings, self.queue, self.bound = bindings, queue, bound
 
-    async def __aenter__(self) -> Observer:
-        self.connection = await failover.connect(self.url)
-        channel = await self.connection.channel()
-        queue = await channel.declare_queue(
-            self.queue_name, durable=True, arguments={"x-queue-type": "quorum"}
-        )
-        for exchange, key in self.bindings:
-            ex = await channel.declare_exchange(exchange, "topic", durable=True)
-            await queue.bind(ex, key)
-        await queue.consume(self._on_message)
-        return self
+    async def __aenter__(self) -> Subscription:
+        await self.client.connect()
+        if self.bound:
+            await self.client.bus.declare([])  # the exchanges, in case no service has declared them yet
+        return await self.client.subscribe(*self.bindings, history=None, queue=self.queue, bound=self.bound)
 
     async def __aexit__(self, *exc) -> None:
-        await self.connection.close()
-
-    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        async with message.process():
-            envelope = Envelope.model_validate_json(message.body)
-            async with self._changed:
-                self.seen.append(envelope)
-                self._changed.notify_all()
-
-    def matching(self, predicate: Callable[[Envelope], bool]) -> list[Envelope]:
-        return [e for e in self.seen if predicate(e)]
-
-    async def wait_for(
-        self, predicate: Callable[[Envelope], bool], *, count: int = 1, timeout: float = 20.0
-    ) -> list[Envelope]:
-        async def _until() -> list[Envelope]:
-            async with self._changed:
-                await self._changed.wait_for(lambda: len(self.matching(predicate)) >= count)
-                return self.matching(predicate)
-
-        try:
-            return await asyncio.wait_for(_until(), timeout)
-        except TimeoutError:
-            kinds = [e.type for e in self.seen[-20:]]
-            raise AssertionError(
-                f"waited {timeout}s for {count} matching message(s); last seen: {kinds}"
-            ) from None
+        await self.client.close()
 
 
 def of_type(name: str, **payload) -> Callable[[Envelope], bool]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import secrets
 from contextlib import AsyncExitStack
 
-from shared.bus import Bus
-from tests.support.driver import Driver
-from tests.support.observer import Observer
+from tests.support.driver import Driver, watching
 from tests.support.processes import ServiceProcess
 from tests.support.vcsim import Simulator
 
@@ -54,13 +52,9 @@ class Stack(Driver):
             process.wait_started()
         for _ in range(self.api_count):
             self.start_api()
-        bus = Bus(self.env["AMQP_URL"], name="test")
-        await bus.connect()
-        self._stack.push_async_callback(bus.close)
-        events = await self._stack.enter_async_context(
-            Observer(self.env["AMQP_URL"], ("snapdeploy.events", "#"), ("snapdeploy.commands", "#"))
-        )
-        super().__init__(bus, events)
+        client, events = await watching(self.env["AMQP_URL"])
+        self._stack.push_async_callback(client.close)
+        super().__init__(client, events)
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -1,22 +1,16 @@
-"""The vCenter simulator (tests/vcsim) as a process: its URL, control endpoint and datastore files."""
+"""The vCenter simulator for tests: skipped (failed under CI) when the binary is not built."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import os
-import ssl
-import subprocess
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.support.processes import ROOT
+from snapdeploy.local import simulator
+from snapdeploy.local.simulator import BINARY, sha256
 
-BINARY = ROOT / "build" / "vcsim"
+__all__ = ["BINARY", "Simulator", "require_binary", "sha256"]
 
 
 def require_binary() -> Path:
@@ -28,64 +22,6 @@ def require_binary() -> Path:
     pytest.skip(message)
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class Simulator:
+class Simulator(simulator.Simulator):
     def __init__(self):
-        self.proc = subprocess.Popen([str(require_binary())], stdout=subprocess.PIPE, text=True)
-        self.url = self.proc.stdout.readline().strip()
-        if not self.url:
-            raise RuntimeError("the simulator printed no URL")
-        parts = urllib.parse.urlsplit(self.url)
-        self.base = f"{parts.scheme}://{parts.hostname}:{parts.port}"
-        self._auth = "Basic " + base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
-        self._tls = ssl._create_unverified_context()  # the simulator's certificate is self-signed
-
-    def _request(self, method: str, path: str, body: bytes | None = None) -> bytes:
-        request = urllib.request.Request(self.base + path, data=body, method=method)
-        request.add_header("Authorization", self._auth)
-        with urllib.request.urlopen(request, context=self._tls, timeout=30) as response:
-            return response.read()
-
-    # -- control endpoint ----------------------------------------------------------------------------
-
-    def control(self, what: str, **body) -> dict:
-        return json.loads(self._request("POST", f"/_control/{what}", json.dumps(body).encode()) or b"{}")
-
-    def fail(self, method: str, fault: str, count: int = 1, message: str | None = None) -> None:
-        self.control(
-            "fault", method=method, fault=fault, count=count, **({"message": message} if message else {})
-        )
-
-    def slow(self, method: str, ms: int) -> None:
-        self.control("latency", method=method, ms=ms)
-
-    # -- datastore files ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _folder(datastore_path: str) -> str:
-        """'[ds1] src-vm/src-vm.vmdk' -> '/folder/src-vm/src-vm.vmdk?dcPath=DC0&dsName=ds1'."""
-        datastore, path = datastore_path[1:].split("] ", 1)
-        query = urllib.parse.urlencode({"dcPath": "DC0", "dsName": datastore})
-        return f"/folder/{urllib.parse.quote(path)}?{query}"
-
-    def write(self, datastore_path: str, data: bytes) -> None:
-        self._request("PUT", self._folder(datastore_path), data)
-
-    def read(self, datastore_path: str) -> bytes:
-        return self._request("GET", self._folder(datastore_path))
-
-    def exists(self, datastore_path: str) -> bool:
-        try:
-            self.read(datastore_path)
-            return True
-        except urllib.error.HTTPError as error:
-            if error.code == 404:
-                return False
-            raise
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        super().__init__(require_binary())

@@ -66,6 +66,8 @@ def test_only_signature_version_3_enforces_expires():
         ({}, "missing parameter id"),
         ({"id": "nope"}, "not a UUID"),
         ({"id": "3f0b8d2e-0000-4000-8000-000000000001", "size": "x"}, "not a whole number"),
+        ({"id": "3f0b8d2e-0000-4000-8000-000000000001", "size": " 1"}, "not a whole number"),
+        ({"id": "3f0b8d2e-0000-4000-8000-000000000001", "size": "1_000"}, "not a whole number"),
         ({"id": "3f0b8d2e-0000-4000-8000-000000000001", "name": "n" * 300}, "longer than"),
     ],
 )
@@ -74,3 +76,13 @@ def test_parameter_checks_are_431_naming_the_parameter(params, fragment):
     with pytest.raises(Exception) as caught:
         parse("resizeVolume", declared, params)
     assert caught.value.code == 431 and fragment in caught.value.text
+
+
+def test_a_map_index_past_a_java_int_is_malformed_430():
+    declared = (Param("details", "map"),)
+    assert parse("deployVirtualMachine", declared, {"details[2147483647].key": "v"}) == {
+        "details": {2147483647: {"key": "v"}}
+    }
+    with pytest.raises(Exception) as caught:
+        parse("deployVirtualMachine", declared, {"details[99999999999].key": "v"})
+    assert caught.value.code == 430

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from scripts import broker_users as bu
+from snapdeploy import broker_users as bu
 
 
 def allowed(pattern: str, name: str) -> bool:

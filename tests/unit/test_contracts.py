@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
 import uuid
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from contracts import agent, events, planner
@@ -52,6 +57,37 @@ def test_every_sample_file_belongs_to_a_message_type():
 def test_asyncapi_document_is_up_to_date():
     committed = (SAMPLES.parent / "asyncapi.yaml").read_text()
     assert committed == render(), "contracts/asyncapi.yaml is stale: run `make asyncapi`"
+
+
+ASYNCAPI_CHECK = SAMPLES.parent.parent / "scripts" / "asyncapi"
+
+
+def test_asyncapi_document_passes_the_official_asyncapi_parser():
+    """@asyncapi/parser 3 (installed by `make test` from scripts/asyncapi/package-lock.json)."""
+    if not (ASYNCAPI_CHECK / "node_modules" / "@asyncapi" / "parser").is_dir() or not shutil.which("node"):
+        if os.environ.get("CI"):
+            pytest.fail("the AsyncAPI parser is not installed: run `make asyncapi-parser`")
+        pytest.skip("the AsyncAPI parser is not installed: run `make asyncapi-parser`")
+    checked = subprocess.run(
+        ["node", str(ASYNCAPI_CHECK / "validate.mjs"), str(SAMPLES.parent / "asyncapi.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout[-4000:] + checked.stderr[-2000:]
+    assert "0 errors, 0 warnings" in checked.stdout
+
+
+def test_asyncapi_describes_each_message_as_it_travels_in_its_envelope():
+    document = yaml.safe_load(render())
+    schemas = document["components"]["schemas"]
+    for spec in SPECS:
+        envelope, body = document["components"]["messages"][spec.key]["payload"]["allOf"]
+        assert envelope == {"$ref": "#/components/schemas/Envelope"}
+        assert body["properties"]["type"] == {"const": spec.type}
+        assert body["properties"]["payload"] == {"$ref": f"#/components/schemas/{spec.key}"}
+    refs = set(re.findall(r"#/components/schemas/([\w.]+)", render()))
+    assert refs <= set(schemas), f"dangling refs: {refs - set(schemas)}"
 
 
 def test_every_command_has_one_succeeded_and_one_failed_reply():

@@ -23,9 +23,16 @@ type faultRule struct {
 
 var control = struct {
 	sync.Mutex
-	faults  map[string]*faultRule // SOAP method name -> rule
-	latency map[string]int        // SOAP method name -> milliseconds
-}{faults: map[string]*faultRule{}, latency: map[string]int{}}
+	faults   map[string]*faultRule // SOAP method name -> rule
+	latency  map[string]int        // SOAP method name -> milliseconds
+	requests map[string]int        // SOAP method name -> requests served since the last reset
+}{faults: map[string]*faultRule{}, latency: map[string]int{}, requests: map[string]int{}}
+
+func countRequest(method string) {
+	control.Lock()
+	control.requests[method]++
+	control.Unlock()
+}
 
 // injected is a fault plus the localizedMessage / faultstring to report.
 type injected struct {
@@ -168,23 +175,51 @@ func controlHandler() http.Handler {
 
 	post("/_control/latency", func(w http.ResponseWriter, r *http.Request) (interface{}, error) {
 		var req struct {
-			Method string `json:"method"`
-			Ms     int    `json:"ms"`
+			Method  string         `json:"method"`
+			Ms      int            `json:"ms"`
+			Methods map[string]int `json:"methods"` // several at once: task times of a profile
 		}
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			return nil, err
 		}
-		if req.Method == "" || req.Ms < 0 {
-			return nil, fmt.Errorf("method and ms >= 0 are required")
+		if req.Methods == nil {
+			req.Methods = map[string]int{}
+		}
+		if req.Method != "" {
+			req.Methods[req.Method] = req.Ms
+		}
+		if len(req.Methods) == 0 {
+			return nil, fmt.Errorf("method and ms >= 0 (or methods: {name: ms}) are required")
+		}
+		for _, ms := range req.Methods {
+			if ms < 0 {
+				return nil, fmt.Errorf("ms must be >= 0")
+			}
 		}
 		control.Lock()
 		defer control.Unlock()
-		if req.Ms == 0 {
-			delete(control.latency, req.Method)
-		} else {
-			control.latency[req.Method] = req.Ms
+		for method, ms := range req.Methods {
+			if ms == 0 {
+				delete(control.latency, method)
+			} else {
+				control.latency[method] = ms
+			}
 		}
 		return stateLocked(), nil
+	})
+
+	post("/_control/ide-vm", createIdeVM)
+
+	post("/_control/limits", func(w http.ResponseWriter, r *http.Request) (interface{}, error) {
+		var req limits
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			return nil, err
+		}
+		if req.Host < 0 || req.Datastore < 0 || req.Global < 0 {
+			return nil, fmt.Errorf("limits must be positive (0 keeps the current one)")
+		}
+		admission.setLimits(req)
+		return admission.state(), nil
 	})
 
 	post("/_control/expire-sessions", func(w http.ResponseWriter, r *http.Request) (interface{}, error) {
@@ -196,6 +231,9 @@ func controlHandler() http.Handler {
 		defer control.Unlock()
 		control.faults = map[string]*faultRule{}
 		control.latency = map[string]int{}
+		control.requests = map[string]int{}
+		admission.setLimits(defaultLimits)
+		admission.resetPeaks()
 		return stateLocked(), nil
 	})
 
@@ -216,7 +254,11 @@ func stateLocked() interface{} {
 	for k, v := range control.latency {
 		lat[k] = v
 	}
-	return map[string]interface{}{"faults": faults, "latency": lat}
+	requests := map[string]int{}
+	for k, v := range control.requests {
+		requests[k] = v
+	}
+	return map[string]interface{}{"faults": faults, "latency": lat, "requests": requests, "admission": admission.state()}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v interface{}) {

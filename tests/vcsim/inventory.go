@@ -48,6 +48,7 @@ var srcDiskContent = map[string]string{
 // buildInventory talks to the simulator in-process (Service implements
 // soap.RoundTripper), using the same govmomi client API a real user would.
 func buildInventory(ctx context.Context, svc *simulator.Service, root string) error {
+	inventoryService = svc
 	c, err := vim25.NewClient(ctx, svc)
 	if err != nil {
 		return err

@@ -7,9 +7,9 @@
 // copies and VM destruction (vm.go, disks.go). It also serves a small JSON
 // control API for fault and latency injection (control.go).
 //
-// Build (GOPATH mode, no module download needed):
+// Build (GOPATH mode, no module download needed; build.sh patches one stock constant):
 //
-//	cd tests/vcsim && GO111MODULE=off GOPATH=/usr/share/gocode go build -o ../../build/vcsim .
+//	tests/vcsim/build.sh build/vcsim
 //
 // Run with no arguments: the first line on stdout is the SDK URL including
 // credentials; the process serves until SIGINT/SIGTERM and then exits 0.

@@ -59,6 +59,8 @@ type override struct {
 	pre func(c *call) types.BaseMethodFault
 	// post runs after the stock method has answered.
 	post func(c *call)
+	// reply answers a non-task method in place of the stock one.
+	reply func(c *call) (interface{}, types.BaseMethodFault)
 }
 
 var overrides = map[string]override{
@@ -74,6 +76,7 @@ var overrides = map[string]override{
 	"FileManager.DeleteDatastoreFile_Task":         {post: postDeleteDatastoreFile},
 	"VirtualMachine.MarkAsTemplate":                {post: postMarkAsTemplate},
 	"VirtualMachine.MarkAsVirtualMachine":          {post: postMarkAsVirtualMachine},
+	"SearchIndex.FindChild":                        {reply: findChild},
 	// RemoveSnapshot_Task / RemoveAllSnapshots_Task stay stock: they drop the
 	// snapshot objects but keep the disk files, which remain chain parents.
 }
@@ -125,6 +128,7 @@ func (rt *router) serveSDK(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &call{name: m.Name, this: m.This, req: m.Body, opID: m.Header.ID}
 	isTask := strings.HasSuffix(c.name, "_Task")
+	countRequest(c.name)
 
 	fault, latency := takeInjection(c)
 	if fault != nil {
@@ -144,6 +148,29 @@ func (rt *router) serveSDK(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeTaskResponse(w, c.name, startTask(c, latency, nil, ov.task))
+		return
+	}
+
+	if ok && ov.reply != nil {
+		time.Sleep(latency)
+		res, f := ov.reply(c)
+		if f != nil {
+			writeFault(w, &injected{fault: f, message: faultName(f)})
+			return
+		}
+		if res != nil {
+			writeEnvelope(w, http.StatusOK, soapBody{Name: c.name + "Response", Res: res})
+			return
+		}
+	}
+
+	// A stock task that takes time runs as our own asynchronous task, so that
+	// it is admitted, queued and timed like vCenter's and the call returns at once.
+	if isTask && latency > 0 {
+		replay := replayable(r, body)
+		writeTaskResponse(w, c.name, startTask(c, latency, nil, func(c *call) (types.AnyType, types.BaseMethodFault) {
+			return rt.stockTask(replay, c, ov)
+		}))
 		return
 	}
 
@@ -227,6 +254,10 @@ func startTask(c *call, latency time.Duration, inj *injected, run func(*call) (t
 		}
 	}
 	go func() {
+		// Queued until vCenter's admission lets it run (admission.go).
+		cl := claimFor(c)
+		admission.admit(cl)
+		defer admission.release(cl)
 		// The PropertyCollector reads an object under its lock, so update under it too.
 		simulator.Map.WithLock(t, func() {
 			simulator.Map.Update(t, []types.PropertyChange{

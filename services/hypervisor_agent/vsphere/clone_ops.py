@@ -19,7 +19,7 @@ from services.hypervisor_agent.vsphere.faults import (
 from services.hypervisor_agent.vsphere.inventory import SNAPDEPLOY_KEY
 from services.hypervisor_agent.vsphere.session import VsphereSession
 from services.hypervisor_agent.vsphere.snapshot_ops import snapshot_config
-from services.hypervisor_agent.vsphere.tasks import Report, run_task
+from services.hypervisor_agent.vsphere.tasks import Report, Steps, stepwise, task_steps
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class CloneResult:
     root_disk: DiskConfig
 
 
+@stepwise
 def clone_from_snapshot(
     session: VsphereSession,
     *,
@@ -40,7 +41,7 @@ def clone_from_snapshot(
     datastore: str,
     report: Report,
     timeout: float,
-) -> CloneResult:
+) -> Steps:
     """Linked clone of a template from its base snapshot onto a host and datastore, powered off, without NICs.
 
     The VM name is the lock: a VM of that name with this ``snapdeploy.id`` is the result of an
@@ -73,7 +74,7 @@ def clone_from_snapshot(
     )
     folder = inventory.vm_folder(session)
     try:
-        outcome = run_task(
+        outcome = yield from task_steps(
             session,
             lambda si: template.CloneVM_Task(folder=folder, name=vm_name, spec=spec),
             timeout=timeout,
@@ -91,14 +92,27 @@ def clone_from_snapshot(
         # vCenter normally removes a failed clone; make sure nothing of ours is left by that name.
         cleanup_step(lambda: _destroy_own_vm(session, vm_name, vm_id, report, timeout))
         raise
-    return _clone_result(session, outcome.result, vm_name)
+    result = _clone_result(session, outcome.result, vm_name)
+    seed_disk = devices.root_disk(
+        list(base_config.get("config.hardware.device") or []), base_config.get("config.bootOptions")
+    )
+    expected = seed_disk.backing.fileName if seed_disk is not None else None
+    if result.root_disk.parent_file != expected:
+        # vCenter made a full copy (or hung the disk elsewhere): not what we promise, and it
+        # would cost the pool a whole disk per deployment. Remove it and say so.
+        cleanup_step(lambda: _destroy_own_vm(session, vm_name, vm_id, report, timeout))
+        raise VsphereError(
+            f"clone {vm_name} is not a linked clone of the seed: its root disk {result.root_disk.file} "
+            f"has parent {result.root_disk.parent_file or 'none'}, not {expected}",
+            fault="NotLinkedClone",
+        )
+    return result
 
 
 def _clone_result(session: VsphereSession, vm: vim.VirtualMachine, name: str) -> CloneResult:
-    device_list = list(
-        inventory.require_vm(session, vm, ["config.hardware.device"])["config.hardware.device"]
-    )
-    root = devices.root_disk(device_list)
+    values = inventory.require_vm(session, vm, ["config.hardware.device", "config.bootOptions"])
+    device_list = list(values["config.hardware.device"])
+    root = devices.root_disk(device_list, values.get("config.bootOptions"))
     if root is None:
         raise InvalidRequest(f"clone {name} has no disk", fault="InvalidState")
     return CloneResult(vm_ref=vm._moId, vm_name=name, root_disk=devices.describe_disk(device_list, root))

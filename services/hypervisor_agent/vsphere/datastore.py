@@ -11,7 +11,7 @@ from pyVmomi import vim
 from services.hypervisor_agent.vsphere import devices, inventory, props
 from services.hypervisor_agent.vsphere.faults import FileMissing, InvalidRequest, VsphereError
 from services.hypervisor_agent.vsphere.session import VsphereSession
-from services.hypervisor_agent.vsphere.tasks import Deadline, Report, run_task, wait_for_task
+from services.hypervisor_agent.vsphere.tasks import Deadline, Report, run_task
 
 _DISK_DETAILS = vim.host.DatastoreBrowser.VmDiskQuery.Details(
     diskType=False, capacityKb=True, hardwareVersion=False, thin=False, diskExtents=False
@@ -59,7 +59,7 @@ def _search(
     task = session.call(
         lambda si: browser.SearchDatastore_Task(datastorePath=f"[{ds_name}] {folder}", searchSpec=spec)
     )
-    outcome = session.call(lambda si: wait_for_task(si, task, timeout=timeout, content=session.content))
+    outcome = session.tasks.wait(task, timeout=timeout)
     if outcome.state == "error":
         if outcome.fault in ("FileNotFound", "NotFound"):
             return None  # the folder itself is missing
@@ -76,7 +76,7 @@ def disks_in_folder(session: VsphereSession, folder: str, *, timeout: float) -> 
     browser = session.call(lambda si: props.fetch(session.content, datastore, ["browser"])["browser"])
     spec = vim.host.DatastoreBrowser.SearchSpec(matchPattern=["*.vmdk"])
     task = session.call(lambda si: browser.SearchDatastore_Task(datastorePath=folder, searchSpec=spec))
-    outcome = session.call(lambda si: wait_for_task(si, task, timeout=timeout, content=session.content))
+    outcome = session.tasks.wait(task, timeout=timeout)
     if outcome.state == "error":
         if outcome.fault in ("FileNotFound", "NotFound"):
             return []

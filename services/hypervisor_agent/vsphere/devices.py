@@ -8,6 +8,7 @@ from typing import Any
 
 from pyVmomi import vim
 
+from contracts import vsphere
 from contracts.vsphere import DiskConfig, NicConfig
 from services.hypervisor_agent.vsphere.faults import InvalidRequest
 
@@ -30,10 +31,6 @@ _ADAPTERS: dict[str, type] = {
     "pcnet32": Device.VirtualPCNet32,
     "sriov": Device.VirtualSriovEthernetCard,
 }
-
-# Controllers rank by bus type then bus number when choosing the root disk: a BIOS boots
-# from the first SCSI/IDE/SATA/NVMe disk, so unit 0 on bus 0 of the first such controller.
-_CONTROLLER_RANK = {"scsi": 0, "ide": 1, "sata": 2, "nvme": 3}
 
 
 def datastore_of(path: str) -> str:
@@ -65,7 +62,13 @@ def disk_size_bytes(disk: Any) -> int:
     return disk.capacityInBytes or (disk.capacityInKB or 0) * KB
 
 
-def disk_config(disk: Any, controllers: Mapping[int, Any]) -> DiskConfig:
+def boot_disk_keys(boot_options: Any) -> list[int]:
+    """Device keys of the disks in a VM's configured boot order (``config.bootOptions``), in order."""
+    order = getattr(boot_options, "bootOrder", None) or []
+    return [d.deviceKey for d in order if isinstance(d, vim.vm.BootOptions.BootableDiskDevice)]
+
+
+def disk_config(disk: Any, controllers: Mapping[int, Any], boot_keys: list[int] = ()) -> DiskConfig:
     backing = disk.backing
     parent = getattr(backing, "parent", None)
     controller = controllers.get(disk.controllerKey)
@@ -78,6 +81,7 @@ def disk_config(disk: Any, controllers: Mapping[int, Any]) -> DiskConfig:
         controller_type=controller_type(controller),
         unit_number=disk.unitNumber if disk.unitNumber is not None else -1,
         parent_file=parent.fileName if parent is not None else None,
+        boot_order=boot_keys.index(disk.key) if disk.key in boot_keys else None,
     )
 
 
@@ -86,22 +90,19 @@ def describe_disk(device_list: list[Any], disk: Any) -> DiskConfig:
     return disk_config(disk, {d.key: d for d in device_list if isinstance(d, Device.VirtualController)})
 
 
-def disk_configs(devices: list[Any]) -> list[DiskConfig]:
+def disk_configs(devices: list[Any], boot_keys: list[int] = ()) -> list[DiskConfig]:
     controllers = {d.key: d for d in devices if isinstance(d, Device.VirtualController)}
-    return [disk_config(d, controllers) for d in disks(devices)]
+    return [disk_config(d, controllers, list(boot_keys)) for d in disks(devices)]
 
 
-def root_disk(devices: list[Any]) -> Any | None:
-    """The boot disk: lowest (controller type, bus, unit); the first disk when none is on a known bus."""
-    controllers = {d.key: d for d in devices if isinstance(d, Device.VirtualController)}
-
-    def position(disk: Any) -> tuple[int, int, int]:
-        controller = controllers.get(disk.controllerKey)
-        rank = _CONTROLLER_RANK.get(controller_type(controller), len(_CONTROLLER_RANK))
-        return rank, getattr(controller, "busNumber", 0) or 0, disk.unitNumber or 0
-
+def root_disk(devices: list[Any], boot_options: Any = None) -> Any | None:
+    """The boot disk among the VM's devices, by the one rule every service uses
+    (``contracts.vsphere.root_disk``); None for a VM without disks."""
     found = disks(devices)
-    return min(found, key=position) if found else None
+    if not found:
+        return None
+    root = vsphere.root_disk(disk_configs(devices, boot_disk_keys(boot_options)))
+    return next(d for d in found if d.key == root.key)
 
 
 def nic_config(nic: Any, network_names: Mapping[str, str] | None = None) -> NicConfig:

@@ -41,6 +41,7 @@ VM_PROPS = [
     "config.hardware.memoryMB",
     "config.hardware.device",
     "config.extraConfig",
+    "config.bootOptions",
     "runtime.host",
     "runtime.powerState",
     "datastore",
@@ -50,6 +51,7 @@ VM_PROPS = [
 
 def read_inventory(session: VsphereSession, zone_id: str) -> InventorySynced:
     """Hosts, datastores, port groups, VMs and templates of the datacenter, in one paged retrieval."""
+    session.forget()  # what the agent remembered of the inventory is read afresh from now on
     found = session.call(
         lambda si: props.contents(
             session.content,
@@ -122,13 +124,18 @@ def require_vm(session: VsphereSession, vm: vim.VirtualMachine, paths: list[str]
 
 
 def vm_folder(session: VsphereSession) -> vim.Folder:
-    return session.call(lambda si: props.fetch(session.content, session.datacenter, ["vmFolder"])["vmFolder"])
+    return session.remember(
+        "vm-folder",
+        lambda: session.call(
+            lambda si: props.fetch(session.content, session.datacenter, ["vmFolder"])["vmFolder"]
+        ),
+    )
 
 
 def find_vm_by_name(session: VsphereSession, name: str) -> vim.VirtualMachine | None:
     """The VM or template of that name in the datacenter's VM folder, where the agent puts its own."""
     folder = vm_folder(session)
-    return session.call(lambda si: session.content.searchIndex.FindChild(folder, name))
+    return session.lookup(lambda si: session.content.searchIndex.FindChild(folder, name))
 
 
 def find_vm_by_snapdeploy_id(session: VsphereSession, snapdeploy_id: str) -> vim.VirtualMachine | None:
@@ -173,6 +180,10 @@ def find_own_vm(session: VsphereSession, name: str, snapdeploy_id: str) -> vim.V
 
 def host_root_pool(session: VsphereSession, host: vim.HostSystem) -> vim.ResourcePool:
     """The root resource pool of the host's cluster (or standalone compute resource)."""
+    return session.remember(("root-pool", host._moId), lambda: _root_pool(session, host))
+
+
+def _root_pool(session: VsphereSession, host: vim.HostSystem) -> vim.ResourcePool:
     host_values = session.call(lambda si: props.fetch(session.content, host, ["parent"]))
     if host_values is None:
         raise FileMissing(f"host {host._moId} not found", fault="ManagedObjectNotFound")
@@ -183,6 +194,14 @@ def host_root_pool(session: VsphereSession, host: vim.HostSystem) -> vim.Resourc
 
 
 def datastore_by_name(session: VsphereSession, name: str) -> vim.Datastore | None:
+    key = ("datastore", name)
+    found = session.remember(key, lambda: _datastore_by_name(session, name))
+    if found is None:
+        session.forget(key)  # a datastore that is not there yet may come
+    return found
+
+
+def _datastore_by_name(session: VsphereSession, name: str) -> vim.Datastore | None:
     def find(si: vim.ServiceInstance) -> vim.Datastore | None:
         listed = props.fetch(session.content, session.datacenter, ["datastore"]) or {}
         names = props.fetch_many(session.content, list(listed.get("datastore", [])), ["name"])
@@ -303,7 +322,7 @@ def _vm(obj: Any, v: dict, network_names: dict[str, str]) -> VmInfo:
         num_cpus=v.get("config.hardware.numCPU") or 0,
         memory_mb=v.get("config.hardware.memoryMB") or 0,
         snapdeploy_id=devices.extra_config(v.get("config.extraConfig")).get(SNAPDEPLOY_KEY),
-        disks=devices.disk_configs(device_list),
+        disks=devices.disk_configs(device_list, devices.boot_disk_keys(v.get("config.bootOptions"))),
         nics=[devices.nic_config(n, network_names) for n in devices.nics(device_list)],
         snapshots=snapshot_infos(snapshot),
         current_snapshot_ref=current._moId if current is not None else None,

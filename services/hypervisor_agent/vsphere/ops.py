@@ -23,6 +23,7 @@ from services.hypervisor_agent.vsphere.snapshot_ops import (
     create_snapshot,
     get_snapshot_config,
     remove_snapshot,
+    revert_to_snapshot,
 )
 from services.hypervisor_agent.vsphere.template_ops import SeedResult, delete_template, seed_template
 from services.hypervisor_agent.vsphere.vm_ops import (
@@ -66,5 +67,6 @@ __all__ = [
     "read_inventory",
     "reconfigure_vm",
     "remove_snapshot",
+    "revert_to_snapshot",
     "seed_template",
 ]

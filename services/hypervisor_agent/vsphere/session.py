@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
@@ -14,10 +15,16 @@ from pyVmomi import vim
 
 from services.hypervisor_agent.vsphere import props
 from services.hypervisor_agent.vsphere.faults import FileMissing, VsphereError, translate
+from services.hypervisor_agent.vsphere.watcher import TaskWatcher
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+# A read that meets vCenter's SystemError (an internal hiccup, e.g. an object caught half-made)
+# is tried this many times in all, after these pauses.
+LOOKUP_ATTEMPTS = 3
+LOOKUP_PAUSE_S = (0.05, 0.2)
 
 
 class VsphereSession:
@@ -61,6 +68,12 @@ class VsphereSession:
         # Bumped by every login: a thread that saw NotAuthenticated under an older generation
         # knows another thread already logged in again and simply retries.
         self._generation = 0
+        # One PropertyCollector wait loop for every running task of this session.
+        self.tasks = TaskWatcher(self)
+        # What changes only when the inventory does (the VM folder, a host's root pool, a
+        # datastore by name, a VM snapshot's configuration): read once, forgotten on each sync.
+        self._remembered: dict[Hashable, Any] = {}
+        self._remembered_lock = threading.Lock()
 
     def _tls_context(self) -> ssl.SSLContext:
         if not self.verify_ssl:
@@ -94,6 +107,7 @@ class VsphereSession:
 
     def close(self) -> None:
         """Log out; errors are ignored (the session may already be gone)."""
+        self.tasks.close()
         if self._si is None:
             return
         try:
@@ -113,6 +127,11 @@ class VsphereSession:
         if self._content is None:
             raise VsphereError("not connected", fault="NotConnected")
         return self._content
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every login: objects made under an older one (collectors, views) are gone."""
+        return self._generation
 
     @property
     def datacenter(self) -> vim.Datacenter:
@@ -144,6 +163,40 @@ class VsphereSession:
             return fn(self._si)
         except Exception as exc:
             raise translate(exc) from exc
+
+    def remember(self, key: Hashable, read: Callable[[], T]) -> T:
+        """``read()`` once per ``key`` until ``forget``; a read that raises is not remembered."""
+        with self._remembered_lock:
+            if key in self._remembered:
+                return self._remembered[key]
+        value = read()
+        with self._remembered_lock:
+            self._remembered[key] = value
+        return value
+
+    def forget(self, key: Hashable | None = None) -> None:
+        """Drop one remembered value, or (no key: an inventory sync) all of them."""
+        with self._remembered_lock:
+            if key is None:
+                self._remembered.clear()
+            else:
+                self._remembered.pop(key, None)
+
+    def lookup(self, fn: Callable[[vim.ServiceInstance], T]) -> T:
+        """``call`` for a read: a transient ``SystemError`` is retried a bounded number of times.
+
+        Only reads come here: repeating them has no effect, and vCenter answers some of them with
+        SystemError while an object they meet is still being made.
+        """
+        for pause in LOOKUP_PAUSE_S[: LOOKUP_ATTEMPTS - 1]:
+            try:
+                return self.call(fn)
+            except VsphereError as exc:
+                if exc.fault != "SystemError":
+                    raise
+                log.info("vcenter.lookup_retried", error=str(exc))
+            time.sleep(pause)
+        return self.call(fn)
 
     # -- internals -------------------------------------------------------------------------------
 

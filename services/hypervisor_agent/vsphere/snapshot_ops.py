@@ -17,11 +17,21 @@ SNAPSHOT_CONFIG_PROPS = [
     "config.hardware.memoryMB",
     "config.hardware.device",
     "config.guestId",
+    "config.bootOptions",
 ]
 
 
 def snapshot_config(session: VsphereSession, vm_ref: str, snapshot_ref: str) -> tuple[dict, Any]:
-    """The snapshot's configuration properties and tree node; FileMissing when VM or snapshot is gone."""
+    """The snapshot's configuration properties and tree node; FileMissing when VM or snapshot is gone.
+
+    A snapshot's configuration never changes: it is read once (read-only for callers).
+    """
+    return session.remember(
+        ("snapshot", vm_ref, snapshot_ref), lambda: _read_config(session, vm_ref, snapshot_ref)
+    )
+
+
+def _read_config(session: VsphereSession, vm_ref: str, snapshot_ref: str) -> tuple[dict, Any]:
     vm = inventory.vm_by_ref(session, vm_ref)
     found = inventory.snapshot_by_ref(session, vm, snapshot_ref)
     if found is None:
@@ -52,7 +62,7 @@ def get_snapshot_config(session: VsphereSession, vm_ref: str, snapshot_ref: str)
         cores_per_socket=values.get("config.hardware.numCoresPerSocket") or 1,
         memory_mb=values.get("config.hardware.memoryMB") or 1,
         guest_id=values.get("config.guestId") or "otherGuest",
-        disks=devices.disk_configs(device_list),
+        disks=devices.disk_configs(device_list, devices.boot_disk_keys(values.get("config.bootOptions"))),
         nics=[devices.nic_config(n, names) for n in nics],
         has_memory_dump=inventory.snapshot_has_memory(node),
     )
@@ -111,6 +121,7 @@ def remove_snapshot(
     if found is None:
         return
     snapshot, _ = found
+    session.forget(("snapshot", vm_ref, snapshot_ref))
     with contextlib.suppress(FileMissing):  # removed meanwhile by someone else
         run_task(
             session,
@@ -120,6 +131,29 @@ def remove_snapshot(
             name="RemoveSnapshot_Task",
             entity=vm,
         )
+
+
+def revert_to_snapshot(
+    session: VsphereSession, vm_ref: str, snapshot_ref: str, *, report: Report, timeout: float
+) -> str:
+    """Put the VM back on the snapshot (its disks as they were then; it becomes the current one).
+
+    Returns the VM's power state afterwards: vSphere powers a VM off when it goes back to a
+    snapshot without memory state. Reverting again discards what was written since."""
+    vm = inventory.vm_by_ref(session, vm_ref)
+    found = inventory.snapshot_by_ref(session, vm, snapshot_ref)
+    if found is None:
+        raise FileMissing(f"snapshot {snapshot_ref} of VM {vm_ref} not found", fault="NotFound")
+    snapshot, _ = found
+    run_task(
+        session,
+        lambda si: snapshot.RevertToSnapshot_Task(),
+        timeout=timeout,
+        report=report,
+        name="RevertToSnapshot_Task",
+        entity=vm,
+    )
+    return str(inventory.require_vm(session, vm, ["runtime.powerState"])["runtime.powerState"])
 
 
 def _snapshot_with_id(session: VsphereSession, vm: Any, snapshot_id: str) -> SnapshotInfo | None:

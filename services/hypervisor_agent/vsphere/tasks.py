@@ -1,11 +1,19 @@
-"""Waiting for vCenter tasks with a PropertyCollector, and reporting every task the agent ran."""
+"""Waiting for vCenter tasks with a PropertyCollector, and reporting every task the agent ran.
+
+An operation that runs a task either blocks its worker thread on it (``run_task``) or, written
+as a generator (``outcome = yield from task_steps(...)``), yields it to the worker, which awaits
+it on the event loop and resumes the operation in a thread afterwards: a running task then
+holds no thread. Either way the session's ``TaskWatcher`` waits for every task at once.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -120,10 +128,20 @@ def wait_for_task(
         # task we saw finish into an error.
         with contextlib.suppress(vmodl.MethodFault, OSError):
             collector.DestroyPropertyCollector()
-    return _outcome(task, info, name, entity)
+    return outcome_of(task, info, name, entity)
 
 
-def run_task(
+@dataclass(frozen=True)
+class Pending:
+    """What a stepwise operation yields: a running task's future outcome, for the worker to await."""
+
+    future: Future
+
+
+Steps = Generator[Pending, Any, Any]
+
+
+def task_steps(
     session: VsphereSession,
     start: Callable[[vim.ServiceInstance], vim.Task],
     *,
@@ -132,32 +150,56 @@ def run_task(
     name: str | None = None,
     entity: vim.ManagedEntity | None = None,
     activation_id: str | None = None,
-) -> TaskOutcome:
-    """Start a task, wait for it, report it (success or error), raise the translated fault if it failed.
+) -> Generator[Pending, TaskOutcome, TaskOutcome]:
+    """Start a task, yield until it ends, report it (success or error), raise its fault if it failed.
 
     ``activation_id`` tags the task (``info.activationId``) so that a later call, after a
     crash, can find it with ``tagged_tasks`` and wait for it instead of starting it again.
     """
-    deadline = time.monotonic() + timeout
     if activation_id is None:
         task = session.call(start)
     else:
         task = session.call(lambda si: _tagged(activation_id, start, si))
-    # The wait is safe to repeat after a re-login: it only reads the task.
-    outcome = session.call(
-        lambda si: wait_for_task(
-            si,
-            task,
-            timeout=max(0.0, deadline - time.monotonic()),
-            name=name,
-            entity=entity,
-            content=session.content,
-        )
-    )
+    outcome = yield Pending(session.tasks.watch(task, timeout=timeout, name=name, entity=entity))
     report(outcome)
     if outcome.state == "error":
         raise translate(outcome.error, context=outcome.name)
     return outcome
+
+
+def stepwise(operation: Callable[..., Steps]) -> Callable[..., Any]:
+    """An operation written as a generator, callable as a blocking function like every other.
+
+    Called, it runs to its end in the calling thread; the worker runs ``operation.steps``
+    instead, awaiting each task it yields without holding a thread.
+    """
+
+    @functools.wraps(operation)
+    def blocking(*args: Any, **kwargs: Any) -> Any:
+        return drive(operation(*args, **kwargs))
+
+    blocking.steps = operation
+    return blocking
+
+
+def drive(steps: Steps) -> Any:
+    """Run a stepwise operation to its end in this thread (blocking on each task it yields)."""
+    try:
+        pending = next(steps)
+        while True:
+            try:
+                outcome = pending.future.result()
+            except Exception as error:
+                pending = steps.throw(error)
+            else:
+                pending = steps.send(outcome)
+    except StopIteration as done:
+        return done.value
+
+
+# The blocking form, for operations that are not stepwise: start a task, wait for it in this
+# thread, report it, raise its fault if it failed.
+run_task = stepwise(task_steps)
 
 
 def running_tasks(session: VsphereSession, entity: vim.ManagedEntity, method: str) -> list[vim.Task]:
@@ -199,11 +241,7 @@ def wait_quietly(session: VsphereSession, tasks: list[vim.Task], *, timeout: flo
     """Wait for tasks someone else started; their outcome is theirs to report."""
     deadline = time.monotonic() + timeout
     for task in tasks:
-        session.call(
-            lambda si, task=task: wait_for_task(
-                si, task, timeout=max(0.0, deadline - time.monotonic()), content=session.content
-            )
-        )
+        session.tasks.wait(task, timeout=max(0.0, deadline - time.monotonic()))
 
 
 def tagged_tasks(session: VsphereSession, method: str, activation_id: str) -> list[tuple[vim.Task, str]]:
@@ -251,7 +289,7 @@ def _method_stem(name: str) -> str:
     return name.removesuffix("_Task").removesuffix("Task").lower()
 
 
-def _outcome(task: vim.Task, info: dict[str, Any], name: str | None, entity: Any) -> TaskOutcome:
+def outcome_of(task: vim.Task, info: dict[str, Any], name: str | None, entity: Any) -> TaskOutcome:
     started, completed = _utc(info.get("info.startTime")), _utc(info.get("info.completeTime"))
     # pyvmomi hands a task's LocalizedMethodFault over as the fault itself (msg = localized
     # message); accept the wrapper too.

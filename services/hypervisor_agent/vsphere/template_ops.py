@@ -19,7 +19,6 @@ from services.hypervisor_agent.vsphere.tasks import (
     run_task,
     running_tasks,
     tagged_tasks,
-    wait_for_task,
     wait_quietly,
 )
 
@@ -65,7 +64,7 @@ def seed_template(
     disk_path = f"{folder}/root.vmdk"
     values, _ = snapshot_config(session, vm_ref, snapshot_ref)
     source_devices = list(values.get("config.hardware.device") or [])
-    root = devices.root_disk(source_devices)
+    root = devices.root_disk(source_devices, values.get("config.bootOptions"))
     if root is None:
         raise InvalidRequest(f"snapshot {snapshot_ref} of VM {vm_ref} has no disk", fault="InvalidArgument")
     root_ds = devices.datastore_of(root.backing.fileName)
@@ -138,11 +137,7 @@ def _earlier_copy_adopted(
     for task, state in copies:
         if state in ("queued", "running"):
             # Reported here: the agent that started it may not have lived to report it.
-            outcome = session.call(
-                lambda si, task=task: wait_for_task(
-                    si, task, timeout=deadline.left(), name="CopyVirtualDisk_Task", content=session.content
-                )
-            )
+            outcome = session.tasks.wait(task, timeout=deadline.left(), name="CopyVirtualDisk_Task")
             report(outcome)
             state = outcome.state
         succeeded = succeeded or state == "success"

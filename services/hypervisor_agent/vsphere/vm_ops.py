@@ -7,7 +7,17 @@ from pyVmomi import vim
 from services.hypervisor_agent.vsphere import devices, inventory, props
 from services.hypervisor_agent.vsphere.faults import FileMissing, InvalidRequest
 from services.hypervisor_agent.vsphere.session import VsphereSession
-from services.hypervisor_agent.vsphere.tasks import Deadline, Report, run_task, running_tasks, wait_quietly
+from services.hypervisor_agent.vsphere.tasks import (
+    Deadline,
+    Report,
+    Steps,
+    drive,
+    run_task,
+    running_tasks,
+    stepwise,
+    task_steps,
+    wait_quietly,
+)
 
 POWERED_ON = vim.VirtualMachine.PowerState.poweredOn
 POWERED_OFF = vim.VirtualMachine.PowerState.poweredOff
@@ -21,7 +31,18 @@ def reconfigure(
     report: Report,
     timeout: float,
 ) -> None:
-    run_task(
+    drive(reconfigure_steps(session, vm, spec, report=report, timeout=timeout))
+
+
+def reconfigure_steps(
+    session: VsphereSession,
+    vm: vim.VirtualMachine,
+    spec: vim.vm.ConfigSpec,
+    *,
+    report: Report,
+    timeout: float,
+) -> Steps:
+    yield from task_steps(
         session,
         lambda si: vm.ReconfigVM_Task(spec=spec),
         timeout=timeout,
@@ -31,6 +52,7 @@ def reconfigure(
     )
 
 
+@stepwise
 def reconfigure_vm(
     session: VsphereSession,
     vm_ref: str,
@@ -41,7 +63,7 @@ def reconfigure_vm(
     cpu_mhz: int | None = None,
     report: Report,
     timeout: float,
-) -> None:
+) -> Steps:
     """Give the VM that many vCPUs, cores per socket, memory and CPU reservation (no task if it has them)."""
     vm = inventory.vm_by_ref(session, vm_ref)
     now = inventory.require_vm(
@@ -66,9 +88,10 @@ def reconfigure_vm(
     spec = vim.vm.ConfigSpec(numCPUs=num_cpus, numCoresPerSocket=cores_per_socket, memoryMB=memory_mb)
     if cpu_mhz is not None:
         spec.cpuAllocation = vim.ResourceAllocationInfo(reservation=cpu_mhz)
-    reconfigure(session, vm, spec, report=report, timeout=timeout)
+    yield from reconfigure_steps(session, vm, spec, report=report, timeout=timeout)
 
 
+@stepwise
 def attach_nic(
     session: VsphereSession,
     vm_ref: str,
@@ -79,7 +102,7 @@ def attach_nic(
     mac: str | None = None,
     report: Report,
     timeout: float,
-) -> tuple[int, str]:
+) -> Steps:
     """Add a NIC on a port group of the VM's host; returns (device key, MAC).
 
     Idempotent through the MAC: without one given, it is derived from ``nic_id``, and a VM
@@ -92,9 +115,8 @@ def attach_nic(
         return key, mac
     _require_port_group(session, values.get("runtime.host"), network)
     nic = devices.new_nic(network=network, adapter=adapter_type, mac=mac)
-    reconfigure(
-        session, vm, vim.vm.ConfigSpec(deviceChange=[devices.add(nic)]), report=report, timeout=timeout
-    )
+    spec = vim.vm.ConfigSpec(deviceChange=[devices.add(nic)])
+    yield from reconfigure_steps(session, vm, spec, report=report, timeout=timeout)
     key = _nic_key(inventory.require_vm(session, vm, ["config.hardware.device"]), mac)
     if key is None:
         raise InvalidRequest(f"NIC {mac} was added to VM {vm_ref} but is not on it", fault="NotFound")
@@ -120,11 +142,12 @@ def detach_nic(session: VsphereSession, vm_ref: str, *, mac: str, report: Report
     )
 
 
-def power_on(session: VsphereSession, vm_ref: str, *, report: Report, timeout: float) -> str | None:
+@stepwise
+def power_on(session: VsphereSession, vm_ref: str, *, report: Report, timeout: float) -> Steps:
     """Power the VM on (already on: no task); returns the ref of the host it runs on."""
     vm = inventory.vm_by_ref(session, vm_ref)
     if inventory.require_vm(session, vm, ["runtime.powerState"])["runtime.powerState"] != POWERED_ON:
-        run_task(
+        yield from task_steps(
             session,
             lambda si: vm.PowerOnVM_Task(),
             timeout=timeout,
@@ -203,6 +226,6 @@ def _require_port_group(session: VsphereSession, host: vim.HostSystem | None, ne
         found = props.fetch_many(session.content, list(values.get("network") or []), ["name"])
         return values.get("name", host._moId), {v.get("name") for v in found.values()}
 
-    host_name, port_groups = session.call(names)
+    host_name, port_groups = session.remember(("port-groups", host._moId), lambda: session.call(names))
     if network not in port_groups:
         raise InvalidRequest(f"port group {network!r} not found on host {host_name}", fault="NotFound")

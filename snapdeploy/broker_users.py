@@ -1,6 +1,6 @@
 """RabbitMQ users of snapdeploy, least privilege: one per service, one per producer.
 
-    python -m scripts.broker_users --vhost snapdeploy --service-password-file secrets/ \\
+    python -m snapdeploy.broker_users --vhost snapdeploy --service-password-file secrets/ \\
         --producer team-a=$(cat team-a.pw) [--print | --rabbitmqctl "kubectl exec -i rabbit-0 -- rabbitmqctl"]
 
 writes one definitions document (users, the vhost, permissions, topic permissions) and imports
@@ -33,6 +33,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts.topology import producer_queue_prefix
+
 SERVICES = ("planner", "storage", "agent", "audit", "api")
 EXCHANGES = r"snapdeploy\.(commands|events|queries|dead-letter)|cloudstack-events"
 SERVICE_QUEUES = r"(planner|storage|agent|audit|api)\..*"
@@ -44,10 +46,6 @@ _PRODUCER_NAME = re.compile(r"^[A-Za-z0-9_@-][A-Za-z0-9_.@-]{0,127}$")
 
 def service_user(service: str) -> str:
     return f"snapdeploy-{service}"
-
-
-def producer_queue_prefix(user: str) -> str:
-    return f"producer.{user}."
 
 
 @dataclass(frozen=True)
