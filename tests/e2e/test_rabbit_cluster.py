@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from contracts import planner
+from snapdeploy import broker_users
+from snapdeploy.local.users import HARNESS_USER, as_user, snapdeploy_users
 from tests.e2e.cloud import offering, prepare, snapshot
 from tests.support.processes import ROOT
 from tests.support.stack import Stack
@@ -64,12 +66,13 @@ def cluster():
 @pytest.fixture
 def cluster_env(cluster: Cluster, database_url: str):
     vhost = f"snapdeploy-test-{uuid.uuid4().hex[:10]}"
-    cluster.ctl(1, "add_vhost", vhost)
-    cluster.ctl(1, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    # Users are cluster-wide: the service users and the harness, as on the single broker (infra.py).
+    document = broker_users.definitions(vhost, snapdeploy_users())
+    broker_users.import_definitions(document, rabbitmqctl=f"{SCRIPT} ctl 1")
     yield (
         vhost,
         {
-            "AMQP_URL": cluster.urls(vhost),
+            "AMQP_URL": as_user(cluster.urls(vhost), HARNESS_USER),
             "DATABASE_URL": database_url,
             "HTTP_PORT": "0",
             "LOG_LEVEL": "INFO",
