@@ -30,9 +30,9 @@ from contracts.envelope import Actor
 from scripts.cloudstack_setup import CsCli, User, adopt, create_offering, create_user_account, write_env_file
 from scripts.demo_stack import PRODUCER, Stack, scratch_database, scratch_vhost, usable
 from shared.errors import DomainError
+from snapdeploy.local.producer import Producer, register
 from snapdeploy.local.simulator import Simulator, sha256
 from snapdeploy.local.users import as_user
-from tests.support.producer import Producer, register
 
 ZONE = "zone1"
 BYTES = {"S1": b"snapdeploy demo: root disk at S1\n" * 256, "S2": b"snapdeploy demo: root disk at S2\n" * 256}

@@ -17,13 +17,11 @@ import urllib.parse
 import aio_pika
 import asyncpg
 
-from shared.bus import Bus
 from snapdeploy import broker_users
+from snapdeploy.local.driver import Driver, watching
 from snapdeploy.local.processes import ServiceProcess
 from snapdeploy.local.simulator import Simulator
 from snapdeploy.local.users import TEST_SERVICE_USERS, as_user, producer_user, snapdeploy_users
-from tests.support.driver import Driver
-from tests.support.observer import Observer
 
 ZONE = "zone1"
 SERVICES = {"hypervisor_agent": 8083, "planner": 8081, "storage": 8082, "audit": 8084}
@@ -111,15 +109,9 @@ class Stack:
             port = process.wait_started(timeout=60)
             if process is api:
                 self.api_port = port
-        bus = Bus(self.amqp_url, name="demo")
-        await bus.connect()
-        self._exit.push_async_callback(bus.close)
-        events = await self._exit.enter_async_context(
-            Observer(
-                self.amqp_url, ("snapdeploy.events", "#"), ("snapdeploy.commands", "#"), queue="demo.observer"
-            )
-        )
-        self.driver = Driver(bus, events)
+        client, events = await watching(self.amqp_url, name="demo")
+        self._exit.push_async_callback(client.close)
+        self.driver = Driver(client, events)
 
     async def stop(self) -> bool:
         await self._exit.aclose()

@@ -8,9 +8,9 @@ import uuid
 
 from contracts.planner import RegisterBusPrincipal
 from contracts.topology import producer_queue_prefix
+from snapdeploy.local.driver import Driver
+from snapdeploy.local.observer import Observer
 from snapdeploy.local.users import until_known
-from tests.support.driver import Driver
-from tests.support.observer import Observer
 
 
 class Producer(Driver):
