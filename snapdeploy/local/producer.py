@@ -7,9 +7,9 @@ import urllib.parse
 import uuid
 
 from contracts.topology import producer_queue_prefix
+from snapdeploy.local.driver import Driver
+from snapdeploy.local.observer import Observer
 from snapdeploy.local.users import register_principal
-from tests.support.driver import Driver
-from tests.support.observer import Observer
 
 
 class Producer(Driver):
