@@ -30,9 +30,9 @@ from contracts.envelope import Actor
 from scripts.cloudstack_setup import CsCli, User, adopt, create_offering, create_user_account, write_env_file
 from scripts.demo_stack import PRODUCER, Stack, scratch_database, scratch_vhost, usable
 from shared.errors import DomainError
+from snapdeploy.client import BusClient, CommandRefused
 from snapdeploy.local.simulator import Simulator, sha256
-from snapdeploy.local.users import as_user
-from tests.support.producer import Producer, register
+from snapdeploy.local.users import as_user, register_principal
 
 ZONE = "zone1"
 BYTES = {"S1": b"snapdeploy demo: root disk at S1\n" * 256, "S2": b"snapdeploy demo: root disk at S2\n" * 256}
@@ -74,7 +74,7 @@ async def until(call: CsCli, command: str, check, *, what: str, timeout: float =
 async def provision(stack: Stack, admin: CsCli) -> tuple[User, dict, dict]:
     """The zone synced, the demo user account, an offering, src-vm adopted: (user, offering, src-vm)."""
     step("sync zone1 (vCenter datacenter DC0)")
-    _, found = await stack.driver.inventory()
+    _, found = await stack.inventory()
     print(
         f"  {len(found['hosts'])} hosts, {len(found['datastores'])} datastores, "
         f"{len(found['networks'])} port groups"
@@ -113,16 +113,16 @@ async def main_job(
     sim = stack.sim
     demo = CsCli(stack.api_url, user.api_key, user.secret_key, who="demo")
     print(f"\n  (the demo user's cs has CLOUDSTACK_ENDPOINT={stack.api_url}, _KEY and _SECRET)")
-    root_size = vsphere.root_disk((await stack.driver.inventory())[0]["src-vm"].disks).size_bytes
+    root_size = vsphere.root_disk((await stack.inventory())[0]["src-vm"].disks).size_bytes
 
     step("as the demo user: write known bytes, take S1, write again, take S2 (child of S1)")
     snapshots = {}
     for name, content in BYTES.items():
-        vms, _ = await stack.driver.inventory()
+        vms, _ = await stack.inventory()
         sim.write(vsphere.root_disk(vms["src-vm"].disks).file, content)
         made = await demo("createVMSnapshot", virtualmachineid=source["id"], name=name)
         snapshots[name] = made["vmsnapshot"]["id"]
-    vms, _ = await stack.driver.inventory()
+    vms, _ = await stack.inventory()
     sim.write(vsphere.root_disk(vms["src-vm"].disks).file, b"written after S2\n")
     [s2] = (await demo("listVMSnapshot", vmsnapshotid=snapshots["S2"]))["vmSnapshot"]
     check(s2.get("parent") == snapshots["S1"], "S2 is a child of S1")
@@ -159,7 +159,7 @@ async def main_job(
     check(seeds_after == [1, 2, 2], "one seed per snapshot: vm-3 (second from S2) copied no disk")
 
     step("the VMs, as the API and vCenter show them")
-    vms, _ = await stack.driver.inventory()
+    vms, _ = await stack.inventory()
     seeded = await admin("listSeededTemplates")
     seeds = {s["installpath"]: s for s in seeded.get("seededtemplate", [])}
     snapshot_names = {v: k for k, v in snapshots.items()}
@@ -260,9 +260,9 @@ async def poll_job(user: CsCli, jobid: str, timeout: float = 300) -> dict:
 async def producer_job(stack: Stack, user: User, check: Checks) -> None:
     """A bus producer of the demo account sees that account's VMs only and cannot claim another actor."""
     account = uuid.UUID(user.account_id)
-    async with Producer(as_user(stack.amqp_url, PRODUCER)) as producer:
-        step(f"a bus producer: RabbitMQ user {producer.user}, the demo account's principal")
-        await register(stack.driver, producer, account)
+    async with BusClient(as_user(stack.amqp_url, PRODUCER), name="demo") as producer:
+        step(f"a bus producer: RabbitMQ user {PRODUCER}, the demo account's principal")
+        await register_principal(stack.bus, PRODUCER, producer, account)
         mine = (await producer.ask(planner.ListVirtualMachines())).vms
         print(f"  it lists {len(mine)} VMs of its account: " + ", ".join(sorted(v.name for v in mine)))
         check(
@@ -271,9 +271,12 @@ async def producer_job(stack: Stack, user: User, check: Checks) -> None:
         )
         check((await producer.ask(planner.ListHosts())).hosts == [], "hosts are for admins only")
         claim = Actor(account_id=uuid.uuid4(), role="admin")
-        refused = await producer.refused(planner.StartVirtualMachine(vm_id=mine[0].id), actor=claim)
-        print(f"  claiming to be an admin: {refused['error_code']} {refused['error_text']}")
-        check(refused["error_code"] == 531, "a producer that claims another actor is refused (531)")
+        try:
+            await producer.call(planner.StartVirtualMachine(vm_id=mine[0].id), actor=claim)
+            check(False, "a producer that claims another actor is refused (531)")
+        except CommandRefused as refused:
+            print(f"  claiming to be an admin: {refused.code} {refused.text}")
+            check(refused.code == 531, "a producer that claims another actor is refused (531)")
         try:
             await producer.ask(storage.ListStoragePools(), actor=claim)
             check(False, "a query claiming another actor is refused")

@@ -13,17 +13,19 @@ import contextlib
 import shutil
 import subprocess
 import urllib.parse
+import uuid
 
 import aio_pika
 import asyncpg
 
-from shared.bus import Bus
+from contracts.agent import SyncInventory
+from contracts.events import InventorySynced
+from contracts.vsphere import VmInfo
 from snapdeploy import broker_users
+from snapdeploy.client import BusClient
 from snapdeploy.local.processes import ServiceProcess
 from snapdeploy.local.simulator import Simulator
 from snapdeploy.local.users import TEST_SERVICE_USERS, as_user, producer_user, snapdeploy_users
-from tests.support.driver import Driver
-from tests.support.observer import Observer
 
 ZONE = "zone1"
 SERVICES = {"hypervisor_agent": 8083, "planner": 8081, "storage": 8082, "audit": 8084}
@@ -111,15 +113,13 @@ class Stack:
             port = process.wait_started(timeout=60)
             if process is api:
                 self.api_port = port
-        bus = Bus(self.amqp_url, name="demo")
-        await bus.connect()
-        self._exit.push_async_callback(bus.close)
-        events = await self._exit.enter_async_context(
-            Observer(
-                self.amqp_url, ("snapdeploy.events", "#"), ("snapdeploy.commands", "#"), queue="demo.observer"
-            )
-        )
-        self.driver = Driver(bus, events)
+        self.bus = await self._exit.enter_async_context(BusClient(self.amqp_url, name="demo"))
+        self.job = uuid.uuid4()  # every sync of the demo is one job
+
+    async def inventory(self) -> tuple[dict[str, VmInfo], dict]:
+        """Sync the zone: its VMs by name, as vCenter has them now, and the InventorySynced payload."""
+        synced = await self.bus.call_caused(SyncInventory(zone_id=ZONE), InventorySynced, job=self.job)
+        return {v.name: v for v in synced.vms}, synced.model_dump(mode="json")
 
     async def stop(self) -> bool:
         await self._exit.aclose()

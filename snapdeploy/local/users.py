@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
+import uuid
 
 from contracts.audit import ListEvents
 from contracts.identity import SERVICE_USERS
+from contracts.planner import RegisterBusPrincipal
 from contracts.storage import ListDiskOfferings
 from shared.errors import DomainError
 from snapdeploy import broker_users
@@ -66,3 +68,12 @@ async def until_known(producer, timeout: float = 30) -> None:
                 if refusal.code != 531 or loop.time() > deadline:
                     raise
                 await asyncio.sleep(0.05)
+
+
+async def register_principal(
+    admin, broker_user: str, producer, account_id: uuid.UUID, role: str = "user"
+) -> None:
+    """``admin`` (anything with ``call``) maps ``broker_user`` to a principal of ``account_id``;
+    then wait until every service knows it, asking as ``producer`` (that user's connection)."""
+    await admin.call(RegisterBusPrincipal(broker_user=broker_user, account_id=account_id, role=role))
+    await until_known(producer)

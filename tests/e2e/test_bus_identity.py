@@ -15,8 +15,8 @@ from contracts import audit, planner, storage
 from contracts.envelope import Actor, Envelope
 from contracts.planner import RemoveBusPrincipal
 from shared.messaging import command_out
+from snapdeploy.local.producer import Producer, register
 from tests.e2e.cloud import ACCOUNT, offering, prepare, snapshot
-from tests.support.producer import Producer, register
 from tests.support.stack import ZONE, Stack
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ import pytest
 from contracts import agent as cmd
 from contracts.vsphere import VmInfo
 from snapdeploy.client import BusClient, Subscription
-from tests.support.driver import Driver, watching
+from snapdeploy.local.driver import Driver, watching
 from tests.support.processes import ServiceProcess
 from tests.support.vcsim import Simulator, sha256
 

@@ -15,8 +15,8 @@ import pytest
 
 from contracts import agent as cmd
 from shared.bus import Bus
+from snapdeploy.local.observer import Observer
 from tests.integration.test_agent import ZONE, Zone, host_on_ds1, source_with_snapshots
-from tests.support.observer import Observer
 from tests.support.processes import ServiceProcess
 from tests.support.vcsim import Simulator
 

@@ -24,9 +24,9 @@ from shared.bus import Bus
 from shared.bus.queries import QueryClient
 from shared.errors import DomainError
 from shared.messaging import command_out
+from snapdeploy.local.observer import Observer, of_type
 from tests.integration.probe import CountEffects, RecordProbe
 from tests.integration.probe import catalogue as probe_catalogue
-from tests.support.observer import Observer, of_type
 from tests.support.processes import ROOT, ServiceProcess
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from contextlib import AsyncExitStack
 
-from tests.support.driver import Driver, watching
+from snapdeploy.local.driver import Driver, watching
 from tests.support.processes import ServiceProcess
 from tests.support.vcsim import Simulator
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import urllib.parse
 import uuid
 
-from contracts.planner import RegisterBusPrincipal
 from contracts.topology import producer_queue_prefix
-from snapdeploy.local.users import until_known
-from tests.support.driver import Driver
-from tests.support.observer import Observer
+from snapdeploy.local.driver import Driver
+from snapdeploy.local.observer import Observer
+from snapdeploy.local.users import register_principal
 
 
 class Producer(Driver):
@@ -31,5 +30,4 @@ class Producer(Driver):
 
 async def register(admin: Driver, producer: Producer, account_id: uuid.UUID, role: str = "user") -> None:
     """An admin maps the producer's broker user to a principal; wait until every service knows it."""
-    await admin.call(RegisterBusPrincipal(broker_user=producer.user, account_id=account_id, role=role))
-    await until_known(producer)
+    await register_principal(admin, producer.user, producer, account_id, role)

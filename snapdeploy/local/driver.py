@@ -1,4 +1,5 @@
-"""The public bus client as the tests use it: one job per test, payloads as dicts, every message watched."""
+"""The public bus client as the tests, the demo and the benchmarks drive the stack: one job per
+driver, payloads as dicts, every message watched."""
 
 from __future__ import annotations
 
