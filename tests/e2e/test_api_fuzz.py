@@ -294,6 +294,6 @@ async def test_malformed_requests_answer_cloudstack_errors_and_change_nothing(se
         [sentinel] = await cloud.events.wait_for(
             lambda e: e.type == "CreateServiceOffering" and e.payload.get("name") == "fuzz-sentinel"
         )
-        from_api = [e.type for e in cloud.events.seen[mark:] if e.source == sentinel.source]
+        from_api = [e.type for e in list(cloud.events.seen)[mark:] if e.source == sentinel.source]
         assert from_api == ["CreateServiceOffering"], from_api
         assert made["serviceoffering"]["name"] == "fuzz-sentinel"

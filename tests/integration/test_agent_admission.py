@@ -14,8 +14,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from contracts import agent as cmd
-from shared.bus import Bus
-from snapdeploy.local.observer import Observer
+from snapdeploy.local.driver import watching
 from tests.integration.test_agent import ZONE, Zone, host_on_ds1, source_with_snapshots
 from tests.support.processes import ServiceProcess
 from tests.support.vcsim import Simulator
@@ -41,13 +40,11 @@ def start_agent(sim: Simulator, service_env: dict, **settings) -> ServiceProcess
 @asynccontextmanager
 async def agent_zone(sim: Simulator, vhost, service_env: dict, **settings):
     process = start_agent(sim, service_env, **settings)
-    bus = Bus(vhost.url, name="test")
-    await bus.connect()
+    client, events = await watching(vhost.url)
     try:
-        async with Observer(vhost.url) as events:
-            yield Zone(bus, events, sim, process)
+        yield Zone(client, events, sim, process)
     finally:
-        await bus.close()
+        await client.close()
         process.stop()
 
 
