@@ -129,7 +129,7 @@ class Chaos:
     async def _reply(self, envelope: Envelope, timeout: float = 240) -> Envelope | None:
         try:
             return await self.cloud.reply(envelope, timeout=timeout)
-        except AssertionError:
+        except (AssertionError, TimeoutError):
             return None
 
     async def figures(self) -> dict[str, Figures]:
