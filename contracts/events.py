@@ -58,6 +58,11 @@ class InventorySynced(Event):
     datastores: list[DatastoreInfo]
     networks: list[NetworkInfo]
     vms: list[VmInfo]
+    volume_disks: list[str] = Field(
+        default_factory=list,
+        description="Disk files in snapdeploy's volume folders "
+        "('[ds1] snapdeploy-volumes/<volume id>.vmdk'), so that reconciliation finds those no volume owns.",
+    )
 
 
 class JobStatusChanged(Event):

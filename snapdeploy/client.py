@@ -223,7 +223,7 @@ class BusClient:
 
         Also finds replies to commands published some other way, when a subscription of this
         client is bound to where they go (``snapdeploy.events``)."""
-        if (known := self._replies.pop(sent.message_id, None)) is not None:
+        if (known := self._replies.get(sent.message_id)) is not None:
             return known
         waiter = self._waiting.setdefault(sent.message_id, asyncio.get_running_loop().create_future())
         try:
@@ -238,10 +238,9 @@ class BusClient:
         if not is_terminal_reply(envelope):
             return
         waiter = self._waiting.get(envelope.causation_id)
-        if waiter is not None:
-            if not waiter.done():
-                waiter.set_result(envelope)
-            return
+        if waiter is not None and not waiter.done():
+            waiter.set_result(envelope)
+        # Remembered either way: asking for the same reply again answers at once.
         self._replies[envelope.causation_id] = envelope
         while len(self._replies) > REMEMBERED_REPLIES:
             self._replies.popitem(last=False)

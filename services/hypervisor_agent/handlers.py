@@ -21,7 +21,7 @@ from contracts.errors import ErrorCode
 from contracts.events import VcenterTask
 from contracts.topology import EVENTS, event_routing_key
 from services.hypervisor_agent.admission import FULL_COPY, LINKED_CLONE
-from services.hypervisor_agent.vsphere import inventory, ops
+from services.hypervisor_agent.vsphere import ops
 from services.hypervisor_agent.vsphere.faults import VsphereError
 from services.hypervisor_agent.vsphere.tasks import TaskOutcome
 from services.hypervisor_agent.worker import VcenterWorker
@@ -95,7 +95,7 @@ class Agent:
 async def sync_inventory(
     command: cmd.SyncInventory, ctx: HandlerContext, agent: Agent
 ) -> cmd.SyncInventorySucceeded:
-    found = await agent.vcenter(ctx, inventory.read_inventory, command.zone_id, tasks=False)
+    found = await agent.vcenter(ctx, ops.read_inventory, command.zone_id, tasks=False)
     ctx.emit(found)
     return cmd.SyncInventorySucceeded(
         hosts=len(found.hosts),

@@ -11,6 +11,7 @@ from contracts.events import JobStatusChanged, ResourceStateChanged
 from services.planner import domain, store
 from shared.errors import DomainError
 from shared.messaging import HandlerContext
+from shared.reconcile import Reconciliation
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Planner:
     memory_overcommit: float = 1.0
     step_timeout: float = 300.0  # seconds a step may wait for its reply
     copy_timeout: float = 3600.0  # seeding and cloning move disk data: longer
+    reconcile: Reconciliation | None = None  # None: inventory syncs are recorded, not reconciled
 
 
 def vm_state(

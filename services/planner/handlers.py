@@ -14,11 +14,11 @@ from services.planner import (
     adoption,
     deploy_request,
     flows,
-    inventory,
     lifecycle,
     offerings,
     principals,
     queries,
+    reconcile,
     saga,
     snapshots,
     steps,
@@ -51,6 +51,7 @@ WITH_SETTINGS = {
     cmd.ListNetworks: queries.list_networks,
     cmd.ListServiceOfferings: queries.list_service_offerings,
     cmd.ListUnmanagedInstances: queries.list_unmanaged_instances,
+    InventorySynced: reconcile.inventory_synced,  # the snapshot tree sync, then reconciliation
     # the replies the steps await, derived from the steps themselves
     **{reply: on_reply for reply in steps.replies_of(flows.FLOWS.values())},
 }
@@ -59,7 +60,6 @@ PLAIN = {
     cmd.CreateServiceOffering: offerings.create_service_offering,
     cmd.RegisterBusPrincipal: principals.register_bus_principal,
     cmd.RemoveBusPrincipal: principals.remove_bus_principal,
-    InventorySynced: inventory.inventory_synced,
 }
 
 

@@ -8,14 +8,15 @@ from pathlib import Path
 from pydantic import Field
 
 from contracts.topology import PLANNER_REPLIES, commands_queue, queries_queue
-from services.planner import watchdog
+from services.planner import reconcile, watchdog
 from services.planner.common import Planner
 from services.planner.handlers import handlers
+from shared.reconcile import ReconcileSettings, Reconciliation
 from shared.service import Consumes, ServiceDefinition
 from shared.settings import ServiceSettings
 
 
-class PlannerSettings(ServiceSettings):
+class PlannerSettings(ServiceSettings, ReconcileSettings):
     http_port: int = 8081
     cpu_overcommit: float = Field(default=1.0, gt=0, description="Host CPU allocation limit = MHz x this.")
     memory_overcommit: float = Field(
@@ -27,6 +28,9 @@ class PlannerSettings(ServiceSettings):
         default=5.0, gt=0, description="Seconds between checks for late replies."
     )
     max_resends: int = Field(default=3, ge=0, description="Times a late step is sent again before it fails.")
+    reconcile_interval: float = Field(
+        default=300.0, ge=0, description="Seconds between reconciliation passes (inventory syncs); 0: none."
+    )
 
 
 def build() -> tuple[ServiceDefinition, PlannerSettings]:
@@ -36,11 +40,17 @@ def build() -> tuple[ServiceDefinition, PlannerSettings]:
         memory_overcommit=settings.memory_overcommit,
         step_timeout=settings.step_timeout,
         copy_timeout=settings.copy_timeout,
+        reconcile=Reconciliation.of(settings),
     )
     check = functools.partial(
         watchdog.run, planner=planner, interval=settings.watchdog_interval, max_resends=settings.max_resends
     )
     check.__name__ = "saga-watchdog"
+    jobs = [check]
+    if settings.reconcile_interval > 0:
+        sync = functools.partial(reconcile.periodic, interval=settings.reconcile_interval)
+        sync.__name__ = "reconciliation"
+        jobs.append(sync)
     definition = ServiceDefinition(
         name="planner",
         handlers=handlers(planner),
@@ -50,6 +60,6 @@ def build() -> tuple[ServiceDefinition, PlannerSettings]:
             Consumes(PLANNER_REPLIES),
         ],
         migrations=Path(__file__).with_name("migrations"),
-        jobs=[check],
+        jobs=jobs,
     )
     return definition, settings

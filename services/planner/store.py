@@ -245,3 +245,46 @@ async def replace_vcenter_vms(conn: asyncpg.Connection, zone: str, vms) -> None:
         "INSERT INTO vcenter_vms (zone_id, ref, info) VALUES ($1, $2, $3)",
         [(zone, vm.ref, vm.model_dump(mode="json")) for vm in vms],
     )
+
+
+# -- reconciliation ---------------------------------------------------------------------------------
+
+
+async def live_instance_ids(
+    conn: asyncpg.Connection, ids: list[uuid.UUID], dead: list[str]
+) -> set[uuid.UUID]:
+    """Which of ``ids`` an instance record still owns (one not in a ``dead`` state)."""
+    rows = await conn.fetch(
+        "SELECT uuid FROM instances WHERE uuid = ANY($1::uuid[]) AND state <> ALL($2::text[])", ids, dead
+    )
+    return {row["uuid"] for row in rows}
+
+
+async def undriven_instances(conn: asyncpg.Connection, zone: str, states: list[str]) -> list[asyncpg.Record]:
+    """The zone's instances in one of ``states`` that no running (or compensating) saga drives."""
+    return await conn.fetch(
+        """SELECT i.uuid, i.name, i.state FROM instances i
+           WHERE i.zone_id = $1 AND i.state = ANY($2::text[])
+             AND NOT EXISTS (SELECT 1 FROM sagas s WHERE s.resource_id = i.uuid
+                                                     AND s.state IN ('running', 'compensating'))""",
+        zone,
+        states,
+    )
+
+
+async def move_state(conn: asyncpg.Connection, vm_id: uuid.UUID, old: str, new: str, reason: str) -> bool:
+    """Move the instance from ``old`` to ``new`` (with the reason); False if it is no longer in ``old``."""
+    moved = await conn.fetchval(
+        """UPDATE instances SET state = $3, reason = $4, updated = now()
+           WHERE uuid = $1 AND state = $2 RETURNING uuid""",
+        vm_id,
+        old,
+        new,
+        reason,
+    )
+    return moved is not None
+
+
+async def zones(conn: asyncpg.Connection) -> list[str]:
+    """The zones the planner knows hosts in."""
+    return await conn.fetchval("SELECT array_agg(DISTINCT zone_id) FROM hosts") or []

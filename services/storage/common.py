@@ -13,11 +13,13 @@ from shared.db import awaited
 from shared.errors import DomainError
 from shared.identity import account_scope
 from shared.messaging import HandlerContext
+from shared.reconcile import Reconciliation
 
 
 @dataclass(frozen=True)
 class Storage:
     overprovisioning: float = 2.0
+    reconcile: Reconciliation | None = None  # None: inventory syncs are recorded, not reconciled
 
 
 async def call_agent(

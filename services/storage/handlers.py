@@ -13,7 +13,7 @@ from contracts import agent
 from contracts import storage as cmd
 from contracts.catalogue import failed_reply
 from contracts.events import BusPrincipalChanged, InventorySynced
-from services.storage import projection, queries, scavenger, seeding, vm_volumes, volumes
+from services.storage import projection, queries, reconcile, scavenger, seeding, vm_volumes, volumes
 from services.storage.common import Storage
 from shared.identity import bus_principal_changed
 from shared.messaging import Handlers
@@ -34,6 +34,7 @@ WITH_SETTINGS = {
     cmd.ListTemplates: queries.list_templates,
     cmd.ListDiskOfferings: queries.list_disk_offerings,
     cmd.CreateDiskOffering: vm_volumes.create_disk_offering,
+    InventorySynced: reconcile.inventory_synced,
 }
 
 PLAIN = {
@@ -51,7 +52,6 @@ PLAIN = {
     failed_reply(agent.DeleteDisk): scavenger.delete_disk_failed,
     agent.DeleteTemplateSucceeded: scavenger.delete_template_succeeded,
     failed_reply(agent.DeleteTemplate): scavenger.delete_template_failed,
-    InventorySynced: projection.inventory_synced,
     BusPrincipalChanged: bus_principal_changed,
     cmd.RecordVirtualMachine: projection.record_virtual_machine,
     cmd.RecordVmSnapshot: projection.record_vm_snapshot,

@@ -11,11 +11,12 @@ from contracts.topology import STORAGE_REPLIES, commands_queue, queries_queue
 from services.storage import scavenger
 from services.storage.common import Storage
 from services.storage.handlers import handlers
+from shared.reconcile import ReconcileSettings, Reconciliation
 from shared.service import Consumes, ServiceDefinition
 from shared.settings import ServiceSettings
 
 
-class StorageSettings(ServiceSettings):
+class StorageSettings(ServiceSettings, ReconcileSettings):
     http_port: int = 8082
     storage_overprovisioning: float = Field(
         default=2.0,
@@ -30,7 +31,9 @@ class StorageSettings(ServiceSettings):
 
 def build() -> tuple[ServiceDefinition, StorageSettings]:
     settings = StorageSettings()
-    storage = Storage(overprovisioning=settings.storage_overprovisioning)
+    storage = Storage(
+        overprovisioning=settings.storage_overprovisioning, reconcile=Reconciliation.of(settings)
+    )
     scavenge = functools.partial(
         scavenger.run, interval=settings.scavenger_interval, delay=settings.scavenger_delay
     )

@@ -17,6 +17,7 @@ from aio_pika.abc import (
 )
 
 from contracts.topology import DEAD_LETTER, EXCHANGES, Exchange, QueueSpec
+from shared.bus import failover
 from shared.messaging import Outgoing
 
 log = structlog.get_logger(__name__)
@@ -37,7 +38,8 @@ class Consumer:
 
 def broker_user(url: str) -> str:
     """The RabbitMQ user an AMQP URL connects as (aio-pika's default when it names none)."""
-    return urllib.parse.unquote(urllib.parse.urlsplit(url).username or "guest")
+    first = failover.parse_urls(url)[0]  # a cluster's URLs all name the same user
+    return urllib.parse.unquote(urllib.parse.urlsplit(first).username or "guest")
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext | None:
@@ -61,7 +63,8 @@ class Bus:
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
 
     async def connect(self) -> None:
-        self.connection = await aio_pika.connect_robust(
+        # ``url`` may list the nodes of a cluster, comma-separated: they are tried in turn.
+        self.connection = await failover.connect(
             self.url,
             client_properties={"connection_name": self.name},
             reconnect_interval=1.0,

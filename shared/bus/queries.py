@@ -9,6 +9,7 @@ answer is a timeout, and asking again is safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -70,21 +71,33 @@ class QueryClient:
         return spec.model.model_validate(answer.payload)
 
     async def _ask(self, envelope: Envelope, query: Query, waiter: asyncio.Future[Envelope]) -> Envelope:
-        channel = await self._ready_channel()
-        exchange = await channel.get_exchange(QUERIES.name, ensure=False)
         key = str(envelope.message_id)
-        await exchange.publish(
-            aio_pika.Message(
-                envelope.to_bytes(),
-                content_type="application/json",
-                message_id=key,
-                correlation_id=key,
-                type=envelope.type,
-                reply_to=DIRECT_REPLY_TO,
-                app_id=self.source,
-                user_id=self.bus.user,
-            ),
-            routing_key=query_routing_key(query),
-            mandatory=True,
+        message = aio_pika.Message(
+            envelope.to_bytes(),
+            content_type="application/json",
+            message_id=key,
+            correlation_id=key,
+            type=envelope.type,
+            reply_to=DIRECT_REPLY_TO,
+            app_id=self.source,
+            user_id=self.bus.user,
         )
-        return await waiter
+        while True:  # bounded by the caller's deadline
+            channel = await self._ready_channel()
+            try:
+                exchange = await channel.get_exchange(QUERIES.name, ensure=False)
+                await exchange.publish(message, routing_key=query_routing_key(query), mandatory=True)
+                return await waiter
+            except aio_pika.exceptions.AMQPError:
+                # A channel restored after a reconnect has lost its direct reply-to consumer
+                # (the broker refuses the publish: "fast reply consumer does not exist"): ask
+                # again on a new channel with a new consumer.
+                await self._forget(channel)
+                await asyncio.sleep(0.1)
+
+    async def _forget(self, channel: AbstractChannel) -> None:
+        async with self._lock:
+            if self._channel is channel:
+                self._channel = None
+        with contextlib.suppress(Exception):  # it is being closed by the broker already
+            await channel.close()

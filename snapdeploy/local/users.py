@@ -26,7 +26,9 @@ def local_password(user: str) -> str:
 
 
 def as_user(url: str, user: str, password: str | None = None) -> str:
-    """The same AMQP URL, connecting as another user."""
+    """The same AMQP URL (or comma-separated list of a cluster's URLs), connecting as another user."""
+    if "," in url:
+        return ",".join(as_user(one.strip(), user, password) for one in url.split(","))
     parts = urllib.parse.urlsplit(url)
     host = parts.netloc.rsplit("@", 1)[-1]
     credentials = (

@@ -10,7 +10,7 @@ import pytest
 
 from contracts import planner, storage
 from services.hypervisor_agent.vsphere.session import VsphereSession
-from tests.e2e.cloud import offering, prepare, snapshot
+from tests.e2e.cloud import offering, prepare, root_disk, snapshot
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -129,3 +129,41 @@ async def test_a_step_past_its_deadline_fails_the_deployment_with_a_reason(servi
         [vm] = (await cloud.ask(planner.ListVirtualMachines(id=request.vm_id))).vms
         assert vm.state == "Error"
         assert {h.cpu_mhz_used for h in (await cloud.ask(planner.ListHosts())).hosts} == {0}
+
+
+async def test_an_agent_killed_mid_seed_copy_leaves_every_waiting_deployment_running_from_one_seed(
+    service_env,
+):
+    async with Stack(service_env, storage=1, planner=1) as cloud:
+        source = await prepare(cloud)
+        fresh = await snapshot(cloud, source.vm_id, "fresh")
+        small = await offering(cloud)
+        cloud.sim.slow("CopyVirtualDisk_Task", 3000)
+        requests = [deploy(fresh, small, f"waiting-{n}") for n in range(3)]
+        sent = [await cloud.send(request) for request in requests]
+        await cloud.events.wait_for(lambda e: e.type == "SeedTemplate")
+        await asyncio.to_thread(wait_for_running_task, cloud.sim.url, "CopyVirtualDisk")
+        agent = only(cloud, "agent")
+        agent.signal(signal.SIGKILL)  # mid-copy: vCenter goes on copying the seed's disk
+        assert await asyncio.to_thread(agent.wait, 10) == -signal.SIGKILL
+        cloud.processes.remove(agent)
+        cloud.start("agent", "services.hypervisor_agent").wait_started()
+
+        replies = [await cloud.reply(envelope, timeout=120) for envelope in sent]
+        assert [r.type for r in replies] == ["DeployVirtualMachineSucceeded"] * 3, [
+            r.payload for r in replies
+        ]
+        [seed] = (await cloud.ask(storage.ListSeeds(vm_snapshot_id=fresh))).seeds
+        assert seed.state == "Ready"
+        vms, _ = await cloud.inventory()
+        for request in requests:
+            [record] = (await cloud.ask(planner.ListVirtualMachines(id=request.vm_id))).vms
+            assert record.state == "Running"
+            assert root_disk(vms[request.name]).parent_file == seed.install_path
+        assert [name for name in vms if name.startswith("snapdeploy-seed-")] == [f"snapdeploy-seed-{seed.id}"]
+        copies = {
+            e.payload["task_key"]
+            for e in cloud.events.seen
+            if e.type == "VcenterTask" and e.payload["name"] == "CopyVirtualDisk_Task"
+        }
+        assert len(copies) == 1, "one copy of the seed's disk, waited for by the restarted agent"

@@ -30,7 +30,21 @@ from services.hypervisor_agent.vsphere.faults import translate
         (vim.fault.InvalidState(), faults.ResourceBusy, 536, False),
         (vim.fault.NotAuthenticated(), faults.NotAuthenticated, 530, True),
         (vmodl.fault.HostNotConnected(), faults.Unreachable, 530, True),
-        (vmodl.fault.SystemError(reason="boom"), faults.VsphereError, 530, False),
+        (vmodl.fault.HostNotReachable(), faults.Unreachable, 530, True),
+        (vmodl.fault.SystemError(reason="boom"), faults.Transient, 530, True),
+        (vim.fault.Timedout(), faults.Transient, 530, True),
+        (vim.fault.ConcurrentAccess(), faults.Transient, 530, True),
+        (vim.fault.FileLocked(file="[ds1] a.vmdk"), faults.Locked, 536, True),
+        (vmodl.fault.NotSupported(), faults.Unsupported, 432, False),
+        (
+            vim.fault.NoPermission(privilegeId="VirtualMachine.Provisioning.Clone"),
+            faults.VsphereError,
+            530,
+            False,
+        ),
+        (vim.fault.InvalidLogin(), faults.VsphereError, 530, False),
+        (vim.fault.InvalidHostState(), faults.ResourceBusy, 536, False),
+        (vim.fault.DatastoreNotWritableOnHost(), faults.InvalidRequest, 431, False),
     ],
 )
 def test_a_fault_becomes_its_typed_error(fault, error_class, code, retryable):

@@ -93,6 +93,9 @@ func makeFault(rule *faultRule, c *call) *injected {
 	case "NotAuthenticated":
 		return &injected{&types.NotAuthenticated{NoPermission: types.NoPermission{Object: c.this, PrivilegeId: "System.View"}},
 			def("The session is not authenticated.")}
+	case "NoPermission":
+		return &injected{&types.NoPermission{Object: c.this, PrivilegeId: "VirtualMachine.Provisioning.Clone"},
+			def("Permission to perform this operation was denied.")}
 	case "SystemError", "":
 		return &injected{&types.SystemError{Reason: def("injected SystemError")}, def("A general system error occurred: injected")}
 	}

@@ -46,6 +46,9 @@ type call struct {
 	name string
 	this types.ManagedObjectReference
 	req  interface{} // *types.<Method>, e.g. *types.CloneVM_Task
+	// opID is the request's SOAP header operationID; like vCenter, a task the
+	// call starts carries it as info.activationId, so a client can find it again.
+	opID string
 }
 
 // override describes how we treat one "<Type>.<Method>".
@@ -123,7 +126,7 @@ func (rt *router) serveSDK(w http.ResponseWriter, r *http.Request) {
 		rt.stock.ServeHTTP(w, r) // stock reports the decode error / NotAuthenticated
 		return
 	}
-	c := &call{name: m.Name, this: m.This, req: m.Body}
+	c := &call{name: m.Name, this: m.This, req: m.Body, opID: m.Header.ID}
 	isTask := strings.HasSuffix(c.name, "_Task")
 	countRequest(c.name)
 
@@ -242,6 +245,9 @@ func typeFunc(name string) (reflect.Type, bool) {
 func startTask(c *call, latency time.Duration, inj *injected, run func(*call) (types.AnyType, types.BaseMethodFault)) types.ManagedObjectReference {
 	// CreateTask turns "CloneVMTask" into name "CloneVM_Task", id "CloneVM".
 	t := simulator.CreateTask(c.this, strings.TrimSuffix(c.name, "_Task")+"Task", nil)
+	if c.opID != "" {
+		simulator.Map.WithLock(t, func() { t.Info.ActivationId = c.opID })
+	}
 	if inj != nil {
 		if tip, ok := inj.fault.(*types.TaskInProgress); ok {
 			tip.Task = t.Self

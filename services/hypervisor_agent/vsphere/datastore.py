@@ -69,6 +69,25 @@ def _search(
     return next((f for f in outcome.result.file or [] if f.path == file_name), None)
 
 
+def disks_in_folder(session: VsphereSession, folder: str, *, timeout: float) -> list[str]:
+    """Paths of the disks (descriptors, not their extents) in a datastore folder; none if it is missing."""
+    ds_name, _ = devices.split_path(folder.rstrip("/") + "/")
+    datastore = require_datastore(session, ds_name)
+    browser = session.call(lambda si: props.fetch(session.content, datastore, ["browser"])["browser"])
+    spec = vim.host.DatastoreBrowser.SearchSpec(matchPattern=["*.vmdk"])
+    task = session.call(lambda si: browser.SearchDatastore_Task(datastorePath=folder, searchSpec=spec))
+    outcome = session.tasks.wait(task, timeout=timeout)
+    if outcome.state == "error":
+        if outcome.fault in ("FileNotFound", "NotFound"):
+            return []
+        raise VsphereError(
+            outcome.fault_message or "datastore search failed", fault=outcome.fault, datastore=ds_name
+        )
+    names = [f.path for f in outcome.result.file or []]
+    extents = ("-flat.vmdk", "-delta.vmdk", "-ctk.vmdk", "-sesparse.vmdk")
+    return sorted(f"{folder}/{name}" for name in names if not name.endswith(extents))
+
+
 def require_datastore(session: VsphereSession, name: str) -> vim.Datastore:
     datastore = inventory.datastore_by_name(session, name)
     if datastore is None:
@@ -91,8 +110,19 @@ def make_directory(session: VsphereSession, path: str) -> None:
             raise
 
 
-def copy_disk(session: VsphereSession, source: str, dest: str, *, report: Report, timeout: float) -> None:
-    """Full copy of a disk's effective contents (a child disk reads through its parents)."""
+def copy_disk(
+    session: VsphereSession,
+    source: str,
+    dest: str,
+    *,
+    report: Report,
+    timeout: float,
+    activation_id: str | None = None,
+) -> None:
+    """Full copy of a disk's effective contents (a child disk reads through its parents).
+
+    ``activation_id`` tags the copy task so that a repeated command can find it (``tagged_tasks``).
+    """
     vdm = session.content.virtualDiskManager
     run_task(
         session,
@@ -106,6 +136,7 @@ def copy_disk(session: VsphereSession, source: str, dest: str, *, report: Report
         timeout=timeout,
         report=report,
         name="CopyVirtualDisk_Task",
+        activation_id=activation_id,
     )
 
 

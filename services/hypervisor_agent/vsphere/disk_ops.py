@@ -80,6 +80,16 @@ def copy_volume_from_snapshot(
     return result
 
 
+def volume_disks(session: VsphereSession, datastores: list[str], *, timeout: float) -> list[str]:
+    """Every disk file in the volume folder of these datastores (for reconciliation)."""
+    deadline = Deadline(timeout)
+    return [
+        path
+        for ds_name in datastores
+        for path in files.disks_in_folder(session, f"[{ds_name}] {VOLUME_FOLDER}", timeout=deadline.left())
+    ]
+
+
 def attach_disk(
     session: VsphereSession,
     vm_ref: str,

@@ -82,11 +82,29 @@ class ResourceBusy(VsphereError):
     code = ErrorCode.RESOURCE_IN_USE
 
 
+class Unsupported(VsphereError):
+    """vCenter does not support the operation on that object (CloudStack 432)."""
+
+    code = ErrorCode.UNSUPPORTED
+
+
 class InvalidPowerState(ResourceBusy):
     pass
 
 
 class TaskInProgress(ResourceBusy):
+    retryable = True
+
+
+class Locked(ResourceBusy):
+    """A file is locked by another task or host; the lock ends with that task."""
+
+    retryable = True
+
+
+class Transient(VsphereError):
+    """vCenter failed for a passing reason of its own (internal error, concurrent change, timeout)."""
+
     retryable = True
 
 
@@ -109,6 +127,16 @@ class TaskTimeout(VsphereError):
 # vSphere fault type name -> error class. A fault not listed is looked up by its base types
 # (e.g. InsufficientCpuResourcesFault -> InsufficientResourcesFault), so the table names
 # families rather than every leaf.
+#
+# Retried or final is decided here, per fault, by the class's ``retryable``. A retryable
+# fault becomes a TransientError: the command is delivered again with backoff, at most the
+# queue's delivery limit (10 deliveries, 0.5 s doubling to 30 s: about two minutes), then
+# it fails with its reason. Every agent operation is idempotent (deterministic names, tagged
+# tasks), so a retry never makes a second object. Retried: what passes on its own (a
+# session, a host connection, a task or lock on the object, vCenter's SystemError and
+# Timedout, a concurrent change). Final, at once: what names a wrong or missing object, a
+# lack of capacity, a state the object will not leave by itself, a missing privilege, and
+# every fault not listed (nothing is retried that we cannot show may pass).
 _BY_FAULT: dict[str, type[VsphereError]] = {
     "NoDiskSpace": NoSpace,
     "InsufficientStorageSpace": NoSpace,
@@ -124,14 +152,19 @@ _BY_FAULT: dict[str, type[VsphereError]] = {
     "InvalidName": InvalidRequest,
     "InvalidDatastore": InvalidRequest,
     "InvalidDeviceSpec": InvalidRequest,
+    "NotSupported": Unsupported,
     "InvalidPowerState": InvalidPowerState,
     "TaskInProgress": TaskInProgress,
+    "FileLocked": Locked,
     "ResourceInUse": ResourceBusy,
     "InvalidState": ResourceBusy,
     "NotAuthenticated": NotAuthenticated,
-    "HostCommunication": Unreachable,
-    "HostNotConnected": Unreachable,
+    "HostCommunication": Unreachable,  # and HostNotReachable, HostNotConnected
     "RequestCanceled": Unreachable,
+    "SystemError": Transient,
+    "Timedout": Transient,
+    "ConcurrentAccess": Transient,
+    "NoPermission": VsphereError,  # the agent's vCenter user lacks a privilege: an operator's fix
 }
 
 

@@ -6,6 +6,8 @@ and ``report`` / ``timeout`` keywords, reports every vCenter task it runs, raise
 removes what it half-made before raising.
 """
 
+from contracts.events import InventorySynced
+from services.hypervisor_agent.vsphere import inventory
 from services.hypervisor_agent.vsphere.clone_ops import CloneResult, clone_from_snapshot
 from services.hypervisor_agent.vsphere.disk_ops import (
     VolumeCopyResult,
@@ -14,7 +16,9 @@ from services.hypervisor_agent.vsphere.disk_ops import (
     delete_disk,
     detach_disk,
     extend_disk,
+    volume_disks,
 )
+from services.hypervisor_agent.vsphere.session import VsphereSession
 from services.hypervisor_agent.vsphere.snapshot_ops import (
     create_snapshot,
     get_snapshot_config,
@@ -30,6 +34,17 @@ from services.hypervisor_agent.vsphere.vm_ops import (
     power_on,
     reconfigure_vm,
 )
+
+# Listing the volume folders is a few datastore searches; a sync must not wait longer on them.
+VOLUME_LISTING_TIMEOUT = 60.0
+
+
+def read_inventory(session: VsphereSession, zone_id: str) -> InventorySynced:
+    """The zone's inventory with the disks of snapdeploy's volume folders (what reconciliation compares)."""
+    found = inventory.read_inventory(session, zone_id)
+    disks = volume_disks(session, [ds.name for ds in found.datastores], timeout=VOLUME_LISTING_TIMEOUT)
+    return found.model_copy(update={"volume_disks": disks})
+
 
 __all__ = [
     "CloneResult",
@@ -49,6 +64,7 @@ __all__ = [
     "get_snapshot_config",
     "power_off",
     "power_on",
+    "read_inventory",
     "reconfigure_vm",
     "remove_snapshot",
     "revert_to_snapshot",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pyVmomi import vim, vmodl
+from pyVmomi import VmomiSupport, vim, vmodl
 
 from services.hypervisor_agent.vsphere import props
 from services.hypervisor_agent.vsphere.faults import TaskTimeout, fault_name, translate
@@ -149,9 +149,17 @@ def task_steps(
     report: Report,
     name: str | None = None,
     entity: vim.ManagedEntity | None = None,
+    activation_id: str | None = None,
 ) -> Generator[Pending, TaskOutcome, TaskOutcome]:
-    """Start a task, yield until it ends, report it (success or error), raise its fault if it failed."""
-    task = session.call(start)
+    """Start a task, yield until it ends, report it (success or error), raise its fault if it failed.
+
+    ``activation_id`` tags the task (``info.activationId``) so that a later call, after a
+    crash, can find it with ``tagged_tasks`` and wait for it instead of starting it again.
+    """
+    if activation_id is None:
+        task = session.call(start)
+    else:
+        task = session.call(lambda si: _tagged(activation_id, start, si))
     outcome = yield Pending(session.tasks.watch(task, timeout=timeout, name=name, entity=entity))
     report(outcome)
     if outcome.state == "error":
@@ -234,6 +242,44 @@ def wait_quietly(session: VsphereSession, tasks: list[vim.Task], *, timeout: flo
     deadline = time.monotonic() + timeout
     for task in tasks:
         session.tasks.wait(task, timeout=max(0.0, deadline - time.monotonic()))
+
+
+def tagged_tasks(session: VsphereSession, method: str, activation_id: str) -> list[tuple[vim.Task, str]]:
+    """The recent tasks of ``method`` started with ``activation_id``, each with its state.
+
+    Finished tasks stay in the TaskManager's recent tasks for a while (about ten minutes on
+    vCenter), so an earlier call's success is found as well as a task still running.
+    """
+    wanted = _method_stem(method)
+    content = session.content
+
+    def find(si: vim.ServiceInstance) -> list[tuple[vim.Task, str]]:
+        recent = (props.fetch(content, content.taskManager, ["recentTask"]) or {}).get("recentTask", [])
+        infos = props.fetch_many(
+            content, list(recent), ["info.state", "info.descriptionId", "info.activationId"]
+        )
+        return [
+            (task, info["info.state"])
+            for task in recent
+            if (info := infos.get(task._moId))
+            and info.get("info.activationId") == activation_id
+            and _method_stem(info.get("info.descriptionId", "")) == wanted
+        ]
+
+    return session.call(find)
+
+
+def _tagged(activation_id: str, start: Callable[[vim.ServiceInstance], vim.Task], si: vim.ServiceInstance):
+    """Call ``start`` with the SOAP header ``operationID``, which the task keeps as ``info.activationId``.
+
+    pyvmomi's request context is per thread: it is set for this one call only.
+    """
+    context = VmomiSupport.GetRequestContext()
+    context["operationID"] = activation_id
+    try:
+        return start(si)
+    finally:
+        context.pop("operationID", None)
 
 
 def _method_stem(name: str) -> str:

@@ -13,7 +13,14 @@ from services.hypervisor_agent.vsphere.faults import InvalidRequest, TaskTimeout
 from services.hypervisor_agent.vsphere.inventory import SNAPDEPLOY_KEY
 from services.hypervisor_agent.vsphere.session import VsphereSession
 from services.hypervisor_agent.vsphere.snapshot_ops import snapshot_config
-from services.hypervisor_agent.vsphere.tasks import Deadline, Report, run_task, running_tasks, wait_quietly
+from services.hypervisor_agent.vsphere.tasks import (
+    Deadline,
+    Report,
+    run_task,
+    running_tasks,
+    tagged_tasks,
+    wait_quietly,
+)
 
 # CloudStack's name for the snapshot linked clones of a template are made from.
 BASE_SNAPSHOT = "cloud.template.base"
@@ -72,10 +79,19 @@ def seed_template(
     try:
         if shell is None:
             placement = _source_placement(session, vm_ref)
-            # A disk without its shell VM is a leftover (our failures delete both): copy afresh.
-            files.delete_disk_if_present(session, disk_path, report=report, timeout=deadline.left())
-            files.make_directory(session, folder)
-            files.copy_disk(session, root.backing.fileName, disk_path, report=report, timeout=deadline.left())
+            copy_tag = f"{name}:copy"
+            if not _earlier_copy_adopted(session, copy_tag, disk_path, report, deadline):
+                # A disk without its shell VM nor a copy that made it is a leftover: copy afresh.
+                files.delete_disk_if_present(session, disk_path, report=report, timeout=deadline.left())
+                files.make_directory(session, folder)
+                files.copy_disk(
+                    session,
+                    root.backing.fileName,
+                    disk_path,
+                    report=report,
+                    timeout=deadline.left(),
+                    activation_id=copy_tag,
+                )
             shell = _create_shell_vm(
                 session, name, seed_id, values, root, source_devices, disk_path, placement, report, deadline
             )
@@ -103,6 +119,29 @@ def delete_template(session: VsphereSession, template_ref: str, *, report: Repor
 
 
 # -- steps ----------------------------------------------------------------------------------------------
+
+
+def _earlier_copy_adopted(
+    session: VsphereSession, copy_tag: str, disk_path: str, report: Report, deadline: Deadline
+) -> bool:
+    """Whether the seed's disk copy that an earlier call started made the disk: waited for if running.
+
+    The agent may have been killed while vCenter went on copying; starting a second copy
+    would fail on ``FileAlreadyExists`` once the first lands. A copy that ends in error
+    counts as none (vCenter removes what it wrote; the caller copies afresh).
+    """
+    copies = tagged_tasks(session, "CopyVirtualDisk_Task", copy_tag)
+    if not copies:
+        return False
+    succeeded = False
+    for task, state in copies:
+        if state in ("queued", "running"):
+            # Reported here: the agent that started it may not have lived to report it.
+            outcome = session.tasks.wait(task, timeout=deadline.left(), name="CopyVirtualDisk_Task")
+            report(outcome)
+            state = outcome.state
+        succeeded = succeeded or state == "success"
+    return succeeded and files.find_disk_file(session, disk_path, timeout=deadline.left()) is not None
 
 
 @dataclass(frozen=True)
