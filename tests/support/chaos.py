@@ -48,7 +48,25 @@ KINDS = [f"kill-{s}" for s in SERVICES] + [
     "vsphere-latency",
 ]
 CLUSTER_KINDS = ["kill-rabbit-node"]  # with a three-node cluster
-PASSING_FAULT_METHODS = ["CloneVM_Task", "ReconfigVM_Task", "PowerOnVM_Task", "CopyVirtualDisk_Task"]
+# Every vCenter call of the agent's steps in a wave: deploy, seed, volume copy, destroy, disk delete.
+PASSING_FAULT_METHODS = [
+    "CloneVM_Task",
+    "ReconfigVM_Task",
+    "PowerOnVM_Task",
+    "CopyVirtualDisk_Task",
+    "MakeDirectory",
+    "PowerOffVM_Task",
+    "Destroy_Task",
+    "DeleteVirtualDisk_Task",
+    "RetrievePropertiesEx",
+]
+# Faults no retry can pass, where the step that meets them creates something.
+FINAL_FAULTS = [
+    ("CloneVM_Task", "NoDiskSpace"),
+    ("CopyVirtualDisk_Task", "NoDiskSpace"),
+    ("ReconfigVM_Task", "NoPermission"),
+    ("PowerOnVM_Task", "InvalidPowerState"),
+]
 BAD = ("lost", "duplicated", "stuck", "orphans", "audit_missing", "audit_doubled", "drift_mhz", "drift_bytes")
 LIVE_SEED_STATES = ("Allocated", "Creating", "Ready")
 SETTLING_VOLUME_STATES = ("Allocated", "Creating", "Destroy", "Expunging", "Error")
@@ -69,6 +87,7 @@ class Figures:
     audit_doubled: int = 0
     drift_mhz: int = 0
     drift_bytes: int = 0
+    reconciled: int = 0  # objects reconciliation removed or repaired at the end (not a bad figure)
     reasons: Counter = field(default_factory=Counter)
 
 
@@ -94,8 +113,11 @@ class Infra:
 
 
 class Chaos:
-    def __init__(self, cloud: Stack, *, seed: int, infra: Infra, kinds: list[str] | None = None):
-        self.cloud, self.rng, self.infra = cloud, random.Random(seed), infra
+    def __init__(
+        self, cloud: Stack, *, seed: int, infra: Infra, kinds: list[str] | None = None, grace: float = 2.0
+    ):
+        """``grace``: the stack's RECONCILE_GRACE, waited for by the final reconciliation."""
+        self.cloud, self.rng, self.infra, self.grace = cloud, random.Random(seed), infra, grace
         available = KINDS + (CLUSTER_KINDS if infra.nodes > 1 else [])
         unknown = set(kinds or []) - set(available)
         if unknown:
@@ -213,7 +235,7 @@ class Chaos:
         elif kind == "vsphere-SystemError":
             self.cloud.sim.fail(self.rng.choice(PASSING_FAULT_METHODS), "SystemError", count=1)
         elif kind == "vsphere-final":
-            self.cloud.sim.fail("CloneVM_Task", "NoDiskSpace", count=1)
+            self.cloud.sim.fail(*self.rng.choice(FINAL_FAULTS), count=1)
 
     async def _reply(self, envelope: Envelope, timeout: float = 240) -> Envelope | None:
         try:
@@ -245,21 +267,38 @@ class Chaos:
                 row.reasons[outcome.payload.get("fault") or text[:120]] += 1
         total = table["all"]
         await self._settle_storage()
-        vms, synced = await self.cloud.inventory()
+        total.reconciled = await self._reconcile()
+        vms, _ = await self.cloud.inventory()
         names = Counter(vm.name for vm in vms.values())
         total.duplicated = sum(n - 1 for n in names.values() if n > 1)
         records = {vm.id: vm for vm in (await self.cloud.ask(planner.ListVirtualMachines())).vms}
         total.stuck = sum(vm.state in ("Starting", "Stopping") for vm in records.values()) + sum(
             v.state in SETTLING_VOLUME_STATES for v in (await self.cloud.ask(storage.ListVolumes())).volumes
         )
-        live = {vm_id for vm_id, vm in records.items() if vm.state in ("Running", "Stopped")}
+        total.orphans = await self._orphans()
+        used = sum(h.cpu_mhz_used for h in (await self.cloud.ask(planner.ListHosts())).hosts)
+        expected = sum(
+            (vm.cpu_number or 0) * (vm.cpu_speed_mhz or 0)
+            for vm in records.values()
+            if vm.state in ("Running", "Starting", "Stopping") and vm.service_offering_id
+        )
+        total.drift_mhz = abs(used - expected)
+        total.drift_bytes = await self._pool_drift()
+        total.audit_missing, total.audit_doubled = await self._audit_figures()
+        return dict(table)
+
+    async def _orphans(self) -> int:
+        """vCenter VMs, seeds and volume disks with a snapdeploy id that no live record owns."""
+        vms, synced = await self.cloud.inventory()
+        records = (await self.cloud.ask(planner.ListVirtualMachines())).vms
+        live = {vm.id for vm in records if vm.state in ("Running", "Stopped")}
         seeds = {str(s.id) for s in (await self.cloud.ask(storage.ListSeeds())).seeds}
         volumes = {
             v.disk_path
             for v in (await self.cloud.ask(storage.ListVolumes())).volumes
             if v.state != "Expunged"
         }
-        total.orphans = (
+        return (
             sum(
                 1
                 for vm in vms.values()
@@ -273,16 +312,25 @@ class Chaos:
             )
             + sum(1 for path in synced.get("volume_disks", []) if path not in volumes)
         )
-        used = sum(h.cpu_mhz_used for h in (await self.cloud.ask(planner.ListHosts())).hosts)
-        expected = sum(
-            (vm.cpu_number or 0) * (vm.cpu_speed_mhz or 0)
-            for vm in records.values()
-            if vm.state in ("Running", "Starting", "Stopping") and vm.service_offering_id
+
+    async def _reconcile(self, timeout: float = 120) -> int:
+        """Reconciliation after quiescence: every sync is a pass, acting on what stayed past the grace
+        period. Until nothing is left (or the deadline); how many objects it removed or repaired."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        await self.cloud.inventory()  # the first sightings
+        await asyncio.sleep(self.grace + 0.5)  # the grace period is what a removal waits for
+        while loop.time() < deadline:
+            if not await self._orphans():  # itself a sync, so a pass
+                break
+            await asyncio.sleep(0.5)
+        return len(
+            {
+                e.payload["resource_id"]
+                for e in list(self.cloud.events.seen)
+                if e.type == "ActionEvent" and "reconciliation" in (e.payload.get("description") or "")
+            }
         )
-        total.drift_mhz = abs(used - expected)
-        total.drift_bytes = await self._pool_drift()
-        total.audit_missing, total.audit_doubled = await self._audit_figures()
-        return dict(table)
 
     async def _settle_storage(self, timeout: float = 120) -> None:
         """Until the scavenger has collected what was destroyed or failed: pools are then exact."""
@@ -345,6 +393,7 @@ def render(table: dict[str, Figures], *, seed: int, rounds: int) -> str:
         lines.append(f"{kind:22}" + "".join(f"{getattr(row, c):>11}" for c in columns))
     total = table.get("all", Figures())
     lines.append("whole run: " + ", ".join(f"{name} {getattr(total, name)}" for name in BAD[1:]))
+    lines.append(f"reconciliation at the end removed or repaired {total.reconciled} object(s)")
     reasons = Counter()
     for row in table.values():
         reasons.update(row.reasons)

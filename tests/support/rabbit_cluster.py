@@ -25,8 +25,9 @@ class Cluster:
         self.env = {**os.environ, "RABBIT_CLUSTER_NODES": str(nodes)}
         if directory is not None:
             self.env["RABBIT_CLUSTER_DIR"] = str(directory)
-        if port is not None:
+        if port is not None:  # nodes of their own: named after their port
             self.env["RABBIT_CLUSTER_PORT"] = str(port)
+            self.env["RABBIT_CLUSTER_NAME"] = f"snapdeploy-{port}"
 
     def run(self, *args: str, timeout: float = 300) -> str:
         return subprocess.run(
@@ -48,7 +49,7 @@ class Cluster:
         broker_users.import_definitions(document, rabbitmqctl=f"env {self._env_prefix()} {SCRIPT} ctl 1")
 
     def _env_prefix(self) -> str:
-        keys = ("RABBIT_CLUSTER_NODES", "RABBIT_CLUSTER_DIR", "RABBIT_CLUSTER_PORT")
+        keys = ("RABBIT_CLUSTER_NODES", "RABBIT_CLUSTER_DIR", "RABBIT_CLUSTER_PORT", "RABBIT_CLUSTER_NAME")
         return " ".join(f"{k}={self.env[k]}" for k in keys if k in self.env)
 
     def kill(self, node: int) -> None:
