@@ -159,7 +159,8 @@ class Chaos:
             )
         )  # fmt: skip
         # Destroys keep the hosts from filling up (a full zone fails every deployment, rightly).
-        destroys = WAVE if len(self.running) > MAX_RUNNING else int(self.rng.random() < 0.5)
+        # A wave deploys WAVE VMs over the bus and one through the api: past MAX_RUNNING, as many go.
+        destroys = max(len(self.running) + WAVE + 1 - MAX_RUNNING, int(self.rng.random() < 0.5))
         for _ in range(min(destroys, len(self.running))):
             victim = self.running.pop(self.rng.randrange(len(self.running)))
             commands.append(planner.DestroyVirtualMachine(vm_id=victim, expunge=True))
@@ -258,7 +259,8 @@ class Chaos:
                 else:
                     row.failed += 1
                     result = outcome.get("jobresult", {})
-                    row.reasons[f"api {result.get('errorcode')}: {str(result.get('errortext'))[:100]}"] += 1
+                    text = re.sub(r"(deployment|volume) of \S+ ", r"\1 ", str(result.get("errortext")))
+                    row.reasons[f"api {result.get('errorcode')}: {text[:100]}"] += 1
             elif outcome.type.endswith("Succeeded"):
                 row.succeeded += 1
             else:
