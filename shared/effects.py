@@ -8,6 +8,7 @@ vCenter itself, and what it emits is published with confirms before the delivery
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import asyncpg
@@ -21,17 +22,31 @@ from shared.messaging import Handler, HandlerContext, Outgoing, call_handler
 
 
 class TransactionalEffects:
-    def __init__(self, pool: asyncpg.Pool, relay: OutboxRelay, *, consumer: str, source: str):
+    """``replayable``: message types whose handler brings records to the state the message states
+    (an inventory sync) and may run twice with one effect: they take no inbox row, so one that
+    changes nothing writes nothing."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        relay: OutboxRelay,
+        *,
+        consumer: str,
+        source: str,
+        replayable: Collection[type[Message]] = (),
+    ):
         self.pool = pool
         self.relay = relay
         self.consumer = consumer
         self.source = source
+        self.replayable = frozenset(replayable)
 
     async def apply(
         self, envelope: Envelope, spec: MessageSpec, message: Message, handler: Handler, reply_to: str | None
     ) -> str:
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await inbox.claim(conn, self.consumer, envelope.message_id, envelope.type):
+            claim = spec.model not in self.replayable
+            if claim and not await inbox.claim(conn, self.consumer, envelope.message_id, envelope.type):
                 return "duplicate"
             ctx = HandlerContext(envelope, self.source, reply_to=reply_to, conn=conn)
             outcome = await call_handler(handler, spec, message, ctx, scope=conn.transaction)
