@@ -8,7 +8,8 @@ vCenter itself, and what it emits is published with confirms before the delivery
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import asyncio
+from collections.abc import Awaitable, Collection
 from typing import Any
 
 import asyncpg
@@ -76,12 +77,18 @@ class DirectEffects:
     ) -> str:
         ctx = HandlerContext(envelope, self.source, reply_to=reply_to)
         outcome = await call_handler(handler, spec, message, ctx)
-        await self.emit(ctx.outgoing)
+        await self.emit(ctx.outgoing, ctx.confirming)
         return outcome
 
-    async def emit(self, outgoing: list[Outgoing]) -> None:
-        for out in outgoing:
-            await self.bus.publish_until_confirmed(out)
+    async def emit(self, outgoing: list[Outgoing], confirming: list[Awaitable[None]] = ()) -> None:
+        """Publish every message at once and wait until all are confirmed: the confirms overlap,
+        and the reply is not held behind the confirm of an event that went before it."""
+        results = await asyncio.gather(
+            *confirming, *(self.bus.publish_until_confirmed(out) for out in outgoing), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def read(self, envelope: Envelope, message: Message, handler: Handler) -> Any:
         return await handler(message, HandlerContext(envelope, self.source))
