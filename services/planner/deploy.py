@@ -31,6 +31,8 @@ DEPLOY = "deploy"
 async def read_configs(d: Deployment, ctx: Ctx, planner: Planner):
     if isinstance(d.source, TemplateSource):
         return None  # a template's shape is known from the inventory
+    if d.config_known:
+        return None  # seeded already: the stored configuration was taken at the request
     return agent.GetVmSnapshotConfigs(
         zone_id=d.zone, vm_ref=d.source.vm_ref, snapshot_ref=d.source.snapshot_ref
     )
@@ -103,6 +105,7 @@ def root_volume_name(d: Deployment) -> str:
 async def seeded(
     d: Deployment, reply: storage.SeedTemplateFromVmSnapshotSucceeded, ctx: Ctx, planner: Planner
 ):
+    planner.seeded.add(d.source.vm_snapshot_id)
     d.seed = Seed(
         id=reply.seed_id, template_ref=reply.template_ref, base_snapshot_ref=reply.base_snapshot_ref
     )

@@ -49,7 +49,8 @@ def sample(service: str, type_name: str, **update):
 class History:
     def __init__(self, memory: MemoryPlanner):
         self.memory = memory
-        self.registry = planner_handlers.handlers(PLANNER)
+        self.planner = Planner()  # its own: what one test's planner learns (seeds) stays there
+        self.registry = planner_handlers.handlers(self.planner)
 
     async def command(self, command, actor: Actor | None = None):
         envelope = Envelope.wrap(
@@ -145,6 +146,17 @@ async def test_given_a_deployment_when_every_step_succeeds_the_vm_runs_and_the_r
     assert (vm["state"], vm["vm_ref"], vm["reserved"]) == ("Running", "vm-99", True)
     assert [n["mac"] for n in memory.nics.values()] == ["00:50:56:00:00:01"]
     assert memory.hosts[HOST]["memory_used_bytes"] == 128 * 2**20
+
+
+async def test_once_a_snapshot_is_seeded_its_deployments_take_its_stored_configuration(memory):
+    history = History(memory)
+    await deploy_until(history, deploy_request(), len(HAPPY))
+    before = len(memory.sent)
+    second = deploy_request().model_copy(update={"vm_id": uuid.uuid4(), "name": "web-2"})
+    await history.command(second)
+    assert history.sent()[before:] == ["SeedTemplateFromVmSnapshot"], "no configuration read"
+    root = memory.sent[-1].payload["root_volume"]
+    assert (root["vm_id"], root["size_bytes"]) == (str(second.vm_id), ROOT.size_bytes)
 
 
 @pytest.mark.parametrize(
