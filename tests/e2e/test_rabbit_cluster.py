@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from contracts import planner
-from snapdeploy.local.users import HARNESS_USER, as_user
+from snapdeploy.local.users import HARNESS_USER, TEST_SERVICE_USERS, as_user
 from tests.e2e.cloud import offering, prepare, snapshot
 from tests.support.rabbit_cluster import SERVER, Cluster
 from tests.support.stack import Stack
@@ -46,6 +46,7 @@ def cluster_env(cluster: Cluster, database_url: str):
         vhost,
         {
             "AMQP_URL": as_user(cluster.urls(vhost), HARNESS_USER),
+            "BUS_SERVICE_USERS": TEST_SERVICE_USERS,
             "DATABASE_URL": database_url,
             "HTTP_PORT": "0",
             "LOG_LEVEL": "INFO",
