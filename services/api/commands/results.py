@@ -119,6 +119,13 @@ async def offering_object(ctx: ApiContext, offering_id: uuid.UUID) -> dict[str, 
     return {"id": str(offering_id)}
 
 
+async def disk_offering_object(ctx: ApiContext, offering_id: uuid.UUID) -> dict[str, Any]:
+    for offering in (await ctx.ask(storage.ListDiskOfferings(), AUTHORITY)).offerings:
+        if offering.id == offering_id:
+            return render.disk_offering(offering)
+    return {"id": str(offering_id)}
+
+
 async def job_result(ctx: ApiContext, job: asyncpg.Record, payload: dict[str, Any]) -> dict[str, Any]:
     """The jobresult of a finished command: its object as the owning service has it now."""
     kind, instance = job["instance_type"], job["instance_id"]
@@ -134,4 +141,6 @@ async def job_result(ctx: ApiContext, job: asyncpg.Record, payload: dict[str, An
         return {"seededtemplate": await seed_object(ctx, uuid.UUID(payload["seed_id"]))}
     if kind == "ServiceOffering":
         return {"serviceoffering": await offering_object(ctx, instance)}
+    if kind == "DiskOffering":
+        return {"diskoffering": await disk_offering_object(ctx, instance)}
     return {"success": True}

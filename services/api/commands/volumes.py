@@ -140,6 +140,23 @@ async def list_disk_offerings(call: Call) -> dict:
     return page(call, "diskoffering", [render.disk_offering(o) for o in offerings])
 
 
+async def create_disk_offering(call: Call) -> dict:
+    args = call.args
+    if args.get("customized"):
+        if "disksize" in args:
+            raise param_error("a customized disk offering takes no disksize; the volume gives its size")
+        size = None
+    else:
+        if "disksize" not in args:
+            raise param_error("Disksize is required for a non-customized disk offering")
+        if not 1 <= args["disksize"] <= MAX_DISK_BYTES // render.GIB:
+            raise param_error(f"disksize must be between 1 and {MAX_DISK_BYTES // render.GIB} GiB")
+        size = args["disksize"] * render.GIB
+    offering_id = uuid.uuid4()
+    command = storage.CreateDiskOffering(offering_id=offering_id, name=args["name"], size_bytes=size)
+    return await call.run(command, "DiskOffering", offering_id)
+
+
 APIS = [
     Api(
         "listVolumes",
@@ -224,6 +241,19 @@ APIS = [
         response="volume",
     ),
     Api("deleteVolume", delete_volume, "Deletes a detached volume.", (ID,)),
+    Api(
+        "createDiskOffering",
+        create_disk_offering,
+        "Creates a disk offering: a fixed size, or customized (the volume gives its size).",
+        (
+            Param("name", "string", "Name.", required=True),
+            Param("displaytext", "string", "Display text."),
+            Param("disksize", "long", "Size in GiB (not for a customized offering)."),
+            Param("customized", "boolean", "The volume gives its size."),
+        ),
+        admin=True,
+        response="diskoffering",
+    ),
     Api(
         "listDiskOfferings",
         list_disk_offerings,
