@@ -91,7 +91,9 @@ class Caller:
 
     @property
     def actor(self) -> Actor:
-        return Actor(account_id=self.account_id, role=self.role)
+        """The caller as the bus knows it: its account and role, and the user who asked (the
+        audit's CloudStack events carry it as ``user``)."""
+        return Actor(account_id=self.account_id, role=self.role, user_id=self.user_id)
 
 
 _CALLER = """SELECT u.uuid AS user_id, u.username, u.api_key, u.secret_enc, a.uuid AS account_id,

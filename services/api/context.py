@@ -63,8 +63,12 @@ class ApiContext:
         instance_type: str | None = None,
         instance_id: uuid.UUID | None = None,
     ) -> uuid.UUID:
-        """Record the job and its command in one transaction (the relay publishes it); the job id."""
+        """Record the job and its command in one transaction (the relay publishes it); the job id.
+
+        The command's actor always names the user who asked (``user_id``), whoever it acts for."""
         job_id = uuid.uuid4()
+        if actor.user_id != user_id:
+            actor = actor.model_copy(update={"user_id": user_id})
         envelope = Envelope.wrap(command, source=SOURCE, correlation_id=job_id, actor=actor)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(

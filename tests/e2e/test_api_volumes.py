@@ -3,6 +3,7 @@
 ``createVolume`` of a disk offering (fixed or customized) is an async job whose result is the
 Ready volume; its empty disk is in vCenter with the volume's size and the pool's allocation moved
 by exactly that size. A disk vCenter refuses to make leaves no volume and no capacity held.
+The CloudStack events of the work carry the calling user's uuid as ``user``, as CloudStack's do.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.api_cloud import tenant
+from tests.e2e.test_audit_trail import CloudStackConsumer
 from tests.e2e.test_clients_cs import until_done
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 GIB = 2**30
+VOLUME_CREATE_EVENTS = "management-server.ActionEvent.VOLUME-CREATE.#"
 
 
 async def allocations(t) -> dict[str, int]:
@@ -105,3 +108,37 @@ async def test_create_volume_checks_its_parameters_at_once_and_makes_nothing(ser
             assert answer["createvolumeresponse"]["errorcode"] == 431, (args, answer)
         assert cloud.commands_seen("CreateVolume") == []
         assert await allocations(t) == before
+
+
+async def test_cloudstack_events_of_api_requests_name_the_calling_user(service_env):
+    async with (
+        Stack(service_env, storage=1, planner=1, audit=1, api=1) as cloud,
+        CloudStackConsumer(cloud.env["AMQP_URL"], VOLUME_CREATE_EVENTS) as consumer,
+    ):
+        t = await tenant(cloud)
+        alice = (await t.as_admin("getUser", userapikey=t.user.api_key))["user"]
+        admin = (await t.as_admin("getUser", userapikey=cloud.admin_key))["user"]
+        assert alice["id"] != admin["id"]
+        fixed = (await t.as_admin("createDiskOffering", name="data-1g", disksize=1))["diskoffering"]
+        zone = t.source["zoneid"]
+
+        own = (await t.call("createVolume", diskofferingid=fixed["id"], zoneid=zone, name="own"))["volume"]
+        # an admin acting for alice's account: the volume is alice's, the user who asked the admin
+        for_her = (
+            await t.as_admin(
+                "createVolume", diskofferingid=fixed["id"], zoneid=zone, name="for-her",
+                account=t.user.account, domainid=t.user.domain_id,
+            )
+        )["volume"]  # fmt: skip
+        assert for_her["account"] == t.user.account
+
+        def ends(volume_id: str) -> list[dict]:
+            return [b for b in consumer.of(volume_id) if b["status"] == "Completed"]
+
+        await consumer.until(lambda: ends(own["id"]) and ends(for_her["id"]))
+        assert {(b["user"], b["account"]) for b in consumer.of(own["id"])} == {
+            (alice["id"], t.user.account_id)
+        }
+        assert {(b["user"], b["account"]) for b in consumer.of(for_her["id"])} == {
+            (admin["id"], t.user.account_id)
+        }
