@@ -24,6 +24,11 @@ from contracts.envelope import Actor
 MIGRATIONS = Path(__file__).with_name("migrations")
 ROOT_DOMAIN = uuid.UUID("4c5d0a0e-0000-4000-8000-0000000000d0")
 ROOT_DOMAIN_NAME = "ROOT"
+# CloudStack's two default roles that snapdeploy has (createAccount roleid, listRoles): fixed ids.
+ROLES = {
+    uuid.UUID("4c5d0a0e-0000-4000-8000-0000000000a1"): ("Root Admin", "admin"),
+    uuid.UUID("4c5d0a0e-0000-4000-8000-0000000000a4"): ("User", "user"),
+}
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
@@ -123,7 +128,16 @@ async def by_user_id(conn, user_id: uuid.UUID) -> asyncpg.Record | None:
 
 
 async def create_account(
-    conn, *, name: str, role: str, username: str, password: str | None, account_id: uuid.UUID | None = None
+    conn,
+    *,
+    name: str,
+    role: str,
+    username: str,
+    password: str | None,
+    account_id: uuid.UUID | None = None,
+    email: str | None = None,
+    firstname: str | None = None,
+    lastname: str | None = None,
 ) -> tuple[uuid.UUID, uuid.UUID]:
     """An account with its first user; returns (account id, user id)."""
     account_id = account_id or uuid.uuid4()
@@ -137,11 +151,15 @@ async def create_account(
             ROOT_DOMAIN,
         )
         await conn.execute(
-            "INSERT INTO users (uuid, account_uuid, username, password_hash) VALUES ($1, $2, $3, $4)",
+            """INSERT INTO users (uuid, account_uuid, username, password_hash, email, firstname, lastname)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
             user_id,
             account_id,
             username,
             hash_password(password) if password else None,
+            email,
+            firstname,
+            lastname,
         )
     return account_id, user_id
 

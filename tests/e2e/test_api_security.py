@@ -169,3 +169,33 @@ async def test_an_over_long_request_is_answered_in_cloudstacks_error_shape(servi
         assert posted.status_code == 200 and "listapisresponse" in posted.json()
         header = raw(cloud.api_url, params=wide, headers={"X-Padding": "h" * 40_000})
         assert header.status_code == 431 and header.json()["errorresponse"]["errorcode"] == 431
+
+
+async def test_create_account_requires_what_cloudstack_requires_and_a_refusal_creates_nothing(service_env):
+    async with Stack(service_env, planner=1, api=1) as cloud:
+        boss = admin(cloud)
+        whole = {
+            "username": "carol", "password": "pw-carol-1", "email": "carol@example.org",
+            "firstname": "Carol", "lastname": "User", "accounttype": 0,
+        }  # fmt: skip
+        before = (await boss.listAccounts())["account"]
+        for name in ("username", "password", "email", "firstname", "lastname"):
+            status, body = await boss.error("createAccount", **{k: v for k, v in whole.items() if k != name})
+            assert (status, body["errorcode"], body["errortext"]) == (
+                431, 431, f"Unable to execute API command createaccount due to missing parameter {name}",
+            ), name  # fmt: skip
+        typeless = {k: v for k, v in whole.items() if k != "accounttype"}
+        status, body = await boss.error("createAccount", **typeless)
+        assert (status, body["errortext"]) == (431, "Neither account type and role ID are not provided")
+        status, body = await boss.error("createAccount", **{**whole, "accounttype": 2})
+        assert status == 431
+        assert (await boss.listAccounts())["account"] == before, "no refusal made an account"
+
+        roles = {r["name"]: r["id"] for r in (await boss.listRoles())["role"]}
+        assert set(roles) == {"Root Admin", "User"}
+        made = (await boss.createAccount(**typeless, roleid=roles["User"]))["account"]
+        assert (made["name"], made["accounttype"], made["roletype"]) == ("carol", 0, "User")
+        [carol] = made["user"]
+        assert (carol["email"], carol["firstname"], carol["lastname"]) == (
+            "carol@example.org", "Carol", "User",
+        )  # fmt: skip
