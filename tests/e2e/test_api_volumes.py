@@ -1,4 +1,4 @@
-"""Blank volumes through the api with the unchanged ``cs`` CLI: every service a process, the simulator.
+"""Blank volumes through the api with the unchanged ``cs`` CLI and Libcloud: every service a process.
 
 ``createVolume`` of a disk offering (fixed or customized) is an async job whose result is the
 Ready volume; its empty disk is in vCenter with the volume's size and the pool's allocation moved
@@ -8,11 +8,14 @@ The CloudStack events of the work carry the calling user's uuid as ``user``, as 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.e2e.api_cloud import tenant
 from tests.e2e.test_audit_trail import CloudStackConsumer
 from tests.e2e.test_clients_cs import until_done
+from tests.e2e.test_clients_libcloud import libcloud_driver
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -142,3 +145,31 @@ async def test_cloudstack_events_of_api_requests_name_the_calling_user(service_e
         assert {(b["user"], b["account"]) for b in consumer.of(for_her["id"])} == {
             (admin["id"], t.user.account_id)
         }
+
+
+async def test_libcloud_creates_a_blank_volume_attaches_detaches_and_destroys_it(service_env):
+    async with Stack(service_env, storage=1, planner=1, api=1) as cloud:
+        t = await tenant(cloud)
+        await t.as_admin("createDiskOffering", name="data-3g", disksize=3)
+        driver = libcloud_driver(cloud.api_url, t.user.api_key, t.user.secret_key)
+
+        def run(method, *args, **kwargs):
+            return asyncio.to_thread(method, *args, **kwargs)
+
+        volume = await run(driver.create_volume, 3, "lc-data")  # listDiskOfferings + createVolume
+        assert (volume.name, volume.size) == ("lc-data", 3)
+        listed = {v.id: v for v in await run(driver.list_volumes)}
+        assert listed[volume.id].size == 3 * GIB
+        [node] = [n for n in await run(driver.list_nodes) if n.id == t.source["id"]]
+
+        assert await run(driver.attach_volume, node, volume)
+        [attached] = (await t.call("listVolumes", id=volume.id))["volume"]
+        assert attached["virtualmachineid"] == t.source["id"]
+        disks = {d.file: d for d in (await t.vcenter())["src-vm"].disks}
+        assert attached["path"] in disks, "vCenter has the blank disk on the VM"
+
+        assert await run(driver.detach_volume, volume)
+        assert attached["path"] not in {d.file for d in (await t.vcenter())["src-vm"].disks}
+        assert await run(driver.destroy_volume, volume)
+        [gone] = (await t.call("listVolumes", id=volume.id))["volume"]
+        assert gone["state"] in ("Destroy", "Expunging", "Expunged") and gone["destroyed"] is True
