@@ -36,9 +36,14 @@ class Keyring:
     """Encrypts and decrypts API secret keys. Any non-empty ``API_ENCRYPTION_KEY`` works: a Fernet
     key is used as it is; anything else is stretched with SHA-256 into one."""
 
+    # Secrets opened are kept, by their sealed form (new keys are sealed anew), so a signed
+    # request does not decrypt its key again; bounded.
+    OPENED_LIMIT = 4096
+
     def __init__(self, key: str):
         if not key:
             raise ValueError("API_ENCRYPTION_KEY is required (it encrypts API secret keys at rest)")
+        self._opened: dict[bytes, str] = {}
         try:
             self._fernet = Fernet(key.encode())
         except ValueError:
@@ -48,10 +53,17 @@ class Keyring:
         return self._fernet.encrypt(secret.encode())
 
     def open(self, sealed: bytes) -> str | None:
+        sealed = bytes(sealed)
+        if (opened := self._opened.get(sealed)) is not None:
+            return opened
         try:
-            return self._fernet.decrypt(bytes(sealed)).decode()
+            opened = self._fernet.decrypt(sealed).decode()
         except InvalidToken:
             return None
+        if len(self._opened) >= self.OPENED_LIMIT:
+            self._opened.clear()
+        self._opened[sealed] = opened
+        return opened
 
 
 def hash_password(password: str) -> str:
