@@ -170,6 +170,26 @@ class CopyVolumeFromSnapshotSucceeded(Succeeded):
     size_bytes: int
 
 
+class CreateDisk(AgentCommand):
+    """An empty (thin) standalone disk of ``size_bytes`` on a datastore, named by the volume id.
+
+    Idempotent: the disk ``[<datastore>] snapdeploy-volumes/<volume_id>.vmdk`` that exists already
+    is the answer."""
+
+    volume_id: Ref = Field(description="snapdeploy id of the new volume.")
+    datastore: DatastoreName
+    size_bytes: DiskBytes
+
+
+class CreateDiskSucceeded(Succeeded):
+    """The empty disk exists."""
+
+    volume_id: str
+    disk_path: str
+    datastore: str
+    size_bytes: int
+
+
 # -- the rest of the lifecycle -----------------------------------------------------------------------
 
 

@@ -82,6 +82,29 @@ class CreateVolumeFromVmSnapshotSucceeded(Succeeded):
     storage_id: uuid.UUID
 
 
+class CreateVolume(StorageCommand):
+    """A blank data volume of ``size_bytes`` on a pool of the zone: its size is reserved, then an
+    empty disk is made in vCenter. Owned by the actor's account."""
+
+    new_volume_id: uuid.UUID = Field(description="Id the new volume will have (idempotency key).")
+    name: Name
+    zone_id: ZoneId
+    size_bytes: DiskBytes
+    disk_offering_id: uuid.UUID | None = None
+    storage_id: uuid.UUID | None = Field(
+        default=None, description="The pool to make it on; by default the zone's pool with most room."
+    )
+
+
+class CreateVolumeSucceeded(Succeeded):
+    """The blank volume is Ready (detached)."""
+
+    volume_id: uuid.UUID
+    size_bytes: int
+    storage_id: uuid.UUID
+    disk_path: str
+
+
 class AttachVolume(StorageCommand):
     """Attach a volume to a VM at a device position (refused while the VM has VM snapshots)."""
 

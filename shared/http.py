@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.metrics import Metrics
@@ -42,9 +43,35 @@ def health_app(
     return app
 
 
-async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Start serving; returns the runner and the bound port (useful with port 0)."""
-    runner = web.AppRunner(app, access_log=None)
+class _Protocols:
+    """The protocol factory a site serves with: aiohttp's server, each connection handled by
+    ``protocol`` (a ``RequestHandler`` of the service's own, e.g. with its own error answers)."""
+
+    def __init__(self, server: web.Server, protocol: type[RequestHandler]):
+        self._server, self._protocol = server, protocol
+
+    def __call__(self) -> RequestHandler:
+        return self._protocol(self._server, loop=self._server._loop, **self._server._kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._server, name)
+
+
+class _Runner(web.AppRunner):
+    def __init__(self, app: web.Application, protocol: type[RequestHandler], **kwargs):
+        super().__init__(app, **kwargs)
+        self._protocol = protocol
+
+    async def _make_server(self):
+        return _Protocols(await super()._make_server(), self._protocol)
+
+
+async def serve(
+    app: web.Application, host: str, port: int, *, protocol: type[RequestHandler] | None = None
+) -> tuple[web.AppRunner, int]:
+    """Start serving; returns the runner and the bound port (useful with port 0). ``protocol``
+    handles each connection in place of aiohttp's own ``RequestHandler``."""
+    runner = _Runner(app, protocol, access_log=None) if protocol else web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

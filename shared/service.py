@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import structlog
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from contracts.catalogue import CATALOGUE, Catalogue
 from contracts.topology import TOPOLOGY, QueueSpec
@@ -81,6 +82,8 @@ class ServiceDefinition:
     cleanup: Sequence[Hook] = ()
     # The service's own HTTP routes, served on the port of /healthz, /readyz and /metrics (the api).
     http_app: Callable[[Runtime], Awaitable[web.Application]] | None = None
+    # Handles each HTTP connection in place of aiohttp's RequestHandler (the api's error answers).
+    http_protocol: type[RequestHandler] | None = None
 
 
 class Service:
@@ -129,7 +132,10 @@ class Service:
                 await hook(runtime)
             app = await d.http_app(runtime) if d.http_app else None
             http_runner, runtime.http_port = await serve(
-                health_app(self._checks(runtime), self.metrics, app), s.http_host, s.http_port
+                health_app(self._checks(runtime), self.metrics, app),
+                s.http_host,
+                s.http_port,
+                protocol=d.http_protocol,
             )
             identity = Identity(s.service_users(), runtime.pool)
             dispatchers, consumers = [], []

@@ -24,6 +24,11 @@ from contracts.envelope import Actor
 MIGRATIONS = Path(__file__).with_name("migrations")
 ROOT_DOMAIN = uuid.UUID("4c5d0a0e-0000-4000-8000-0000000000d0")
 ROOT_DOMAIN_NAME = "ROOT"
+# CloudStack's two default roles that snapdeploy has (createAccount roleid, listRoles): fixed ids.
+ROLES = {
+    uuid.UUID("4c5d0a0e-0000-4000-8000-0000000000a1"): ("Root Admin", "admin"),
+    uuid.UUID("4c5d0a0e-0000-4000-8000-0000000000a4"): ("User", "user"),
+}
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
@@ -31,9 +36,14 @@ class Keyring:
     """Encrypts and decrypts API secret keys. Any non-empty ``API_ENCRYPTION_KEY`` works: a Fernet
     key is used as it is; anything else is stretched with SHA-256 into one."""
 
+    # Secrets opened are kept, by their sealed form (new keys are sealed anew), so a signed
+    # request does not decrypt its key again; bounded.
+    OPENED_LIMIT = 4096
+
     def __init__(self, key: str):
         if not key:
             raise ValueError("API_ENCRYPTION_KEY is required (it encrypts API secret keys at rest)")
+        self._opened: dict[bytes, str] = {}
         try:
             self._fernet = Fernet(key.encode())
         except ValueError:
@@ -43,10 +53,17 @@ class Keyring:
         return self._fernet.encrypt(secret.encode())
 
     def open(self, sealed: bytes) -> str | None:
+        sealed = bytes(sealed)
+        if (opened := self._opened.get(sealed)) is not None:
+            return opened
         try:
-            return self._fernet.decrypt(bytes(sealed)).decode()
+            opened = self._fernet.decrypt(sealed).decode()
         except InvalidToken:
             return None
+        if len(self._opened) >= self.OPENED_LIMIT:
+            self._opened.clear()
+        self._opened[sealed] = opened
+        return opened
 
 
 def hash_password(password: str) -> str:
@@ -91,7 +108,9 @@ class Caller:
 
     @property
     def actor(self) -> Actor:
-        return Actor(account_id=self.account_id, role=self.role)
+        """The caller as the bus knows it: its account and role, and the user who asked (the
+        audit's CloudStack events carry it as ``user``)."""
+        return Actor(account_id=self.account_id, role=self.role, user_id=self.user_id)
 
 
 _CALLER = """SELECT u.uuid AS user_id, u.username, u.api_key, u.secret_enc, a.uuid AS account_id,
@@ -121,7 +140,16 @@ async def by_user_id(conn, user_id: uuid.UUID) -> asyncpg.Record | None:
 
 
 async def create_account(
-    conn, *, name: str, role: str, username: str, password: str | None, account_id: uuid.UUID | None = None
+    conn,
+    *,
+    name: str,
+    role: str,
+    username: str,
+    password: str | None,
+    account_id: uuid.UUID | None = None,
+    email: str | None = None,
+    firstname: str | None = None,
+    lastname: str | None = None,
 ) -> tuple[uuid.UUID, uuid.UUID]:
     """An account with its first user; returns (account id, user id)."""
     account_id = account_id or uuid.uuid4()
@@ -135,11 +163,15 @@ async def create_account(
             ROOT_DOMAIN,
         )
         await conn.execute(
-            "INSERT INTO users (uuid, account_uuid, username, password_hash) VALUES ($1, $2, $3, $4)",
+            """INSERT INTO users (uuid, account_uuid, username, password_hash, email, firstname, lastname)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
             user_id,
             account_id,
             username,
             hash_password(password) if password else None,
+            email,
+            firstname,
+            lastname,
         )
     return account_id, user_id
 

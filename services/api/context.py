@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
 
+from contracts import planner
 from contracts.base import Command, Query
 from contracts.envelope import Actor, Envelope
 from contracts.errors import ErrorCode
@@ -20,6 +22,7 @@ from shared.errors import DomainError
 from shared.messaging import command_out
 
 SOURCE = "api"
+AUTHORITY = Actor(role="service")  # the api's own look-ups (names of what objects refer to)
 
 
 class ApiContext:
@@ -41,6 +44,8 @@ class ApiContext:
         self.keyring = keyring
         self.query_timeout = query_timeout
         self.sync_timeout = sync_timeout
+        self._account_names: dict[uuid.UUID, str] = {}
+        self._offerings: dict[uuid.UUID, Any] = {}
 
     async def ask(self, query: Query, actor: Actor) -> Any:
         """A query on the caller's behalf; the answering service's refusal keeps its code."""
@@ -63,8 +68,12 @@ class ApiContext:
         instance_type: str | None = None,
         instance_id: uuid.UUID | None = None,
     ) -> uuid.UUID:
-        """Record the job and its command in one transaction (the relay publishes it); the job id."""
+        """Record the job and its command in one transaction (the relay publishes it); the job id.
+
+        The command's actor always names the user who asked (``user_id``), whoever it acts for."""
         job_id = uuid.uuid4()
+        if actor.user_id != user_id:
+            actor = actor.model_copy(update={"user_id": user_id})
         envelope = Envelope.wrap(command, source=SOURCE, correlation_id=job_id, actor=actor)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
@@ -109,6 +118,21 @@ class ApiContext:
         )
         return (row["uuid"], row["name"]) if row else None
 
-    async def account_names(self) -> dict[uuid.UUID, str]:
-        async with self.pool.acquire() as conn:
-            return await accounts.account_names(conn)
+    async def account_names(self, wanted: Iterable[uuid.UUID | None] | None = None) -> dict[uuid.UUID, str]:
+        """Account names by id. An account's name never changes, so they are kept: read again
+        only when one ``wanted`` is not known yet (``None``: always read them)."""
+        known = self._account_names
+        wanted = None if wanted is None else {a for a in wanted if a is not None}
+        if wanted is None or not wanted <= known.keys():
+            async with self.pool.acquire() as conn:
+                known = self._account_names = await accounts.account_names(conn)
+        return known
+
+    async def offerings(self, wanted: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, Any]:
+        """Service offerings by id. An offering never changes once made, so they are kept: asked
+        for again only when one ``wanted`` is not known yet."""
+        wanted = {o for o in wanted if o is not None}
+        if not wanted <= self._offerings.keys():
+            found = (await self.ask(planner.ListServiceOfferings(), AUTHORITY)).offerings
+            self._offerings = {o.id: o for o in found}
+        return self._offerings

@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
 from prometheus_client import Counter, Histogram
 
 from contracts.errors import ErrorCode
@@ -27,6 +29,9 @@ log = structlog.get_logger("api")
 CONTENT_TYPE = "application/json; charset=UTF-8"
 CONSOLE = Path(__file__).with_name("console")
 MAX_BODY = 1024 * 1024
+# The longest request line (and header line) read; past it the answer is CloudStack's 431. Wider
+# than aiohttp's 8190 bytes, for GET requests with long values (userdata); POST for more.
+MAX_REQUEST_LINE = 32 * 1024
 
 
 def reply(key: str, body: dict[str, Any], status: int = 200, headers: dict | None = None) -> web.Response:
@@ -42,6 +47,33 @@ def error_reply(command: str | None, api: Api | None, error: ApiError) -> web.Re
     # X-Description is a header: one line, Latin-1.
     header = error.text.replace("\r", " ").replace("\n", " ").encode("latin-1", "replace").decode("latin-1")
     return reply(key, error_body(error.code, error.text), error.code, {"X-Description": header[:1000]})
+
+
+class CloudStackProtocol(RequestHandler):
+    """aiohttp's connection handler with CloudStack's error answers for requests that never reach
+    a handler (a request line or header past the limits, malformed HTTP): CloudStack's JSON
+    envelope, so that every client reads the error as it reads any other."""
+
+    def __init__(self, manager, **kwargs):
+        kwargs.setdefault("max_line_size", MAX_REQUEST_LINE)
+        super().__init__(manager, **kwargs)
+
+    def handle_error(self, request, status: int = 500, exc=None, message=None) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs it; refuses once a reply has begun
+        if status >= 500:
+            error = ApiError(ErrorCode.INTERNAL_ERROR, "internal error; the request was not done")
+        elif isinstance(exc, LineTooLong):
+            error = ApiError(
+                ErrorCode.PARAM_ERROR,
+                f"the request is too long ({exc.message.strip()}); at most {MAX_REQUEST_LINE} bytes "
+                "are read per line: send long parameters in a POST body",
+            )
+        else:
+            text = getattr(exc, "message", None) or message or "malformed request"
+            error = ApiError(ErrorCode.PARAM_ERROR, f"malformed HTTP request: {text}")
+        response = error_reply(None, None, error)
+        response.force_close()
+        return response
 
 
 class ClientApi:

@@ -46,6 +46,7 @@ STEP_WORDS = {
     "RemoveVmSnapshot": "removing the snapshot",
     "ForgetVmSnapshot": "forgetting the snapshot",
     "CopyVolumeFromSnapshot": "copying the disk",
+    "CreateDisk": "creating the disk",
     "AttachDisk": "attaching the disk",
     "DetachDisk": "detaching the disk",
     "ExtendDisk": "extending the disk",

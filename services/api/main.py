@@ -14,7 +14,7 @@ from services.api.auth import RateLimiter
 from services.api.commands import TABLE
 from services.api.commands.results import job_result
 from services.api.context import ApiContext
-from services.api.http import ClientApi, api_app
+from services.api.http import ClientApi, CloudStackProtocol, api_app
 from services.api.jobs import JobTracker
 from shared.service import Runtime, ServiceDefinition
 from shared.settings import ServiceSettings
@@ -134,5 +134,6 @@ def build() -> tuple[ServiceDefinition, ApiSettings]:
         startup=[bootstrap_admin],
         jobs=[track_jobs, forget_old_jobs],
         http_app=http,
+        http_protocol=CloudStackProtocol,
     )
     return definition, settings

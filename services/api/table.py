@@ -120,7 +120,7 @@ class Call:
         target = await self.target_account()
         if target is None:
             return self.caller.actor
-        return Actor(account_id=target[0], role=self.caller.role)
+        return Actor(account_id=target[0], role=self.caller.role, user_id=self.caller.user_id)
 
     async def owner_filter(self) -> uuid.UUID | None:
         """Which account's items a list shows: the named account, else the caller's; admins with

@@ -232,6 +232,23 @@ async def copy_volume_from_snapshot(
     )
 
 
+async def create_disk(command: cmd.CreateDisk, ctx: HandlerContext, agent: Agent) -> cmd.CreateDiskSucceeded:
+    made = await agent.vcenter(
+        ctx,
+        ops.create_disk,
+        key=("volume", command.volume_id),
+        volume_id=command.volume_id,
+        datastore=command.datastore,
+        size_bytes=command.size_bytes,
+    )
+    return cmd.CreateDiskSucceeded(
+        volume_id=command.volume_id,
+        disk_path=made.disk_path,
+        datastore=made.datastore,
+        size_bytes=made.size_bytes,
+    )
+
+
 # -- the rest of the lifecycle -----------------------------------------------------------------------
 
 
@@ -339,6 +356,7 @@ HANDLERS_OF_AGENT = {
     cmd.SeedTemplate: seed_template,
     cmd.CloneFromSnapshot: clone_from_snapshot,
     cmd.CopyVolumeFromSnapshot: copy_volume_from_snapshot,
+    cmd.CreateDisk: create_disk,
     cmd.ReconfigureVm: reconfigure_vm,
     cmd.AttachNic: attach_nic,
     cmd.DetachNic: detach_nic,

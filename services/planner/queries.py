@@ -25,10 +25,14 @@ async def list_virtual_machines(query: q.ListVirtualMachines, ctx: HandlerContex
         query.state,
         account_scope(ctx.envelope.actor),
     )
-    nics = await ctx.conn.fetch(
-        """SELECT n.*, w.name AS network FROM nics n JOIN networks w ON w.uuid = n.network_uuid
-           WHERE n.instance_uuid = ANY($1::uuid[]) ORDER BY n.device_order""",
-        [r["uuid"] for r in rows],
+    nics = (
+        await ctx.conn.fetch(
+            """SELECT n.*, w.name AS network FROM nics n JOIN networks w ON w.uuid = n.network_uuid
+               WHERE n.instance_uuid = ANY($1::uuid[]) ORDER BY n.device_order""",
+            [r["uuid"] for r in rows],
+        )
+        if rows
+        else []
     )
     by_vm: dict = {}
     for nic in nics:

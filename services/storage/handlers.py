@@ -22,6 +22,7 @@ from shared.messaging import Handlers
 WITH_SETTINGS = {
     cmd.SeedTemplateFromVmSnapshot: seeding.seed_template_from_vm_snapshot,
     cmd.CreateVolumeFromVmSnapshot: volumes.create_volume_from_vm_snapshot,
+    cmd.CreateVolume: volumes.create_volume,
     cmd.AttachVolume: volumes.attach_volume,
     cmd.DetachVolume: volumes.detach_volume,
     cmd.ResizeVolume: volumes.resize_volume,
@@ -42,6 +43,8 @@ PLAIN = {
     failed_reply(agent.SeedTemplate): seeding.seed_template_failed,
     agent.CopyVolumeFromSnapshotSucceeded: volumes.copy_volume_succeeded,
     failed_reply(agent.CopyVolumeFromSnapshot): volumes.copy_volume_failed,
+    agent.CreateDiskSucceeded: volumes.create_disk_succeeded,
+    failed_reply(agent.CreateDisk): volumes.create_disk_failed,
     agent.AttachDiskSucceeded: volumes.attach_disk_succeeded,
     failed_reply(agent.AttachDisk): volumes.attach_disk_failed,
     agent.DetachDiskSucceeded: volumes.detach_disk_succeeded,

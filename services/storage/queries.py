@@ -1,7 +1,8 @@
 """Storage queries: pools with capacity figures, volumes, seeds.
 
 Answers are scoped to the caller's account (``account_scope``): a volume belongs to the account
-of its VM, or of the VM snapshot it was made from; another account's looks exactly like none.
+of its VM, or of the VM snapshot it was made from, or (a blank volume) the one it was made for;
+another account's looks exactly like none.
 Pools and seeds are the operator's: only admins and services see them. Templates and disk
 offerings are shared by every account.
 """
@@ -44,14 +45,14 @@ async def list_storage_pools(query: q.ListStoragePools, ctx: HandlerContext, sto
 
 async def list_volumes(query: q.ListVolumes, ctx: HandlerContext, storage: Storage):
     rows = await ctx.conn.fetch(
-        """SELECT v.*, p.uuid AS pool_uuid, coalesce(m.account_id, s.account_id) AS account_id
+        """SELECT v.*, p.uuid AS pool_uuid, coalesce(m.account_id, s.account_id, v.account_id) AS account_id
            FROM volumes v JOIN pools p ON p.id = v.pool_id
              LEFT JOIN vms m ON m.uuid = v.vm_uuid
              LEFT JOIN vm_snapshots s ON s.uuid = v.source_vm_snapshot_id
            WHERE ($1::uuid IS NULL OR v.uuid = $1) AND ($2::uuid IS NULL OR v.vm_uuid = $2)
              AND ($3::text IS NULL OR v.state = $3)
-             AND ($4::uuid IS NULL OR coalesce(m.account_id, s.account_id) = $4)
-             AND ($5::uuid IS NULL OR coalesce(m.account_id, s.account_id) = $5)
+             AND ($4::uuid IS NULL OR coalesce(m.account_id, s.account_id, v.account_id) = $4)
+             AND ($5::uuid IS NULL OR coalesce(m.account_id, s.account_id, v.account_id) = $5)
            ORDER BY v.created, v.id""",
         query.id,
         query.vm_id,

@@ -33,6 +33,16 @@ async def pool_named(conn: asyncpg.Connection, zone_id: str, name: str) -> async
     return await conn.fetchrow("SELECT * FROM pools WHERE zone_id = $1 AND name = $2", zone_id, name)
 
 
+async def pools_by_room(conn: asyncpg.Connection, zone_id: str, factor: float) -> list[asyncpg.Record]:
+    """The zone's pools, the one with the most room under its allocation limit first."""
+    return await conn.fetch(
+        """SELECT * FROM pools WHERE zone_id = $1
+           ORDER BY floor(capacity_bytes * $2::float8) - allocated_bytes DESC, name""",
+        zone_id,
+        factor,
+    )
+
+
 async def reserve(conn: asyncpg.Connection, pool_id: int, nbytes: int, factor: float) -> bool:
     """Add ``nbytes`` to the pool's allocation if it stays within capacity x factor (atomic)."""
     row = await conn.fetchrow(
@@ -90,12 +100,14 @@ async def volume(conn: asyncpg.Connection, volume_uuid: uuid.UUID, *, lock: bool
 
 
 async def volume_account(conn: asyncpg.Connection, volume: asyncpg.Record) -> uuid.UUID | None:
-    """The account of a volume: its VM's, else the VM snapshot's it was made from."""
+    """The account of a volume: its VM's, else the VM snapshot's it was made from, else its own
+    (a blank volume)."""
     return await conn.fetchval(
         """SELECT coalesce((SELECT account_id FROM vms WHERE uuid = $1),
-                           (SELECT account_id FROM vm_snapshots WHERE uuid = $2))""",
+                           (SELECT account_id FROM vm_snapshots WHERE uuid = $2), $3::uuid)""",
         volume["vm_uuid"],
         volume["source_vm_snapshot_id"],
+        volume["account_id"],
     )
 
 

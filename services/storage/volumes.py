@@ -1,8 +1,11 @@
-"""Volumes: created from one disk of a VM snapshot, attached, detached, resized, deleted.
+"""Volumes: created blank or from one disk of a VM snapshot, attached, detached, resized, deleted.
 
 A volume from a VM snapshot is a full copy of that disk as it was at the snapshot, on the
 same pool, of the same size; its full size is reserved before the copy. States go
 Allocated -> Creating -> Ready, or Error with the reason (collected by the scavenger).
+A blank volume reserves its size on a pool of the zone, then the agent makes an empty disk;
+if that fails, the agent has removed what it made, so the volume goes straight to Expunged
+with the reason and its bytes leave the pool (reconciliation deletes a disk that shows up later).
 Attach, detach and resize are refused while the VM has VM snapshots (CloudStack's rule).
 """
 
@@ -21,7 +24,7 @@ from shared.db import awaited, pending
 from shared.errors import DomainError
 from shared.messaging import DEFERRED, HandlerContext
 
-COPY, ATTACH, DETACH, RESIZE = "copy", "attach", "detach", "resize"
+COPY, CREATE, ATTACH, DETACH, RESIZE = "copy", "create", "attach", "detach", "resize"
 
 
 def figures(pool, storage: Storage) -> domain.PoolFigures:
@@ -168,6 +171,137 @@ async def copy_volume_failed(event, ctx: HandlerContext) -> None:
     state_changed(ctx, "Volume", volume_uuid, "Creating", "Error", reason)
     failure = volume_failed(cmd.CreateVolumeFromVmSnapshot, event.error_code, reason, event.fault)
     ctx.outgoing.extend(await pending.answer(conn, volume_uuid, COPY, failure, source="storage"))
+
+
+# -- blank ----------------------------------------------------------------------------------------------
+
+
+async def create_volume(command: cmd.CreateVolume, ctx: HandlerContext, storage: Storage):
+    conn = ctx.conn
+    existing = await store.volume_or_none(conn, command.new_volume_id, lock=True)
+    if existing is not None:
+        return await answer_existing_blank(ctx, existing)
+    if command.disk_offering_id is not None and not await store.disk_offering_exists(
+        conn, command.disk_offering_id
+    ):
+        raise DomainError(ErrorCode.PARAM_ERROR, f"disk offering {command.disk_offering_id} does not exist")
+    pool = await blank_volume_pool(conn, command, storage)
+    await store.add_volume(
+        conn,
+        uuid=command.new_volume_id,
+        name=command.name,
+        type="DATADISK",
+        state="Creating",
+        size_bytes=command.size_bytes,
+        pool_id=pool["id"],
+        disk_offering_id=command.disk_offering_id,
+        account_id=ctx.envelope.actor.account_id,
+        counted_bytes=command.size_bytes,
+    )
+    await call_agent(
+        ctx,
+        agent.CreateDisk(
+            zone_id=command.zone_id,
+            volume_id=str(command.new_volume_id),
+            datastore=pool["name"],
+            size_bytes=command.size_bytes,
+        ),
+        CREATE,
+        command.new_volume_id,
+    )
+    description = f"blank volume {command.name} of {command.size_bytes} bytes on pool {pool['name']}"
+    ctx.action("VOLUME.CREATE", "Started", "Volume", command.new_volume_id, command.name, description)
+    state_changed(ctx, "Volume", command.new_volume_id, None, "Allocated")
+    state_changed(ctx, "Volume", command.new_volume_id, "Allocated", "Creating")
+    await pending.park(ctx, command.new_volume_id, CREATE)
+    return DEFERRED
+
+
+async def blank_volume_pool(conn, command: cmd.CreateVolume, storage: Storage):
+    """The pool the blank volume's size is reserved on (atomically): the one named, else the zone's
+    pool with the most room left under its allocation limit."""
+    if command.storage_id is not None:
+        pool = await store.pool(conn, uuid_=command.storage_id)
+        if pool["zone_id"] != command.zone_id:
+            raise DomainError(
+                ErrorCode.PARAM_ERROR, f"storage pool {pool['name']} is not in zone {command.zone_id}"
+            )
+        candidates = [pool]
+    else:
+        candidates = await store.pools_by_room(conn, command.zone_id, storage.overprovisioning)
+        if not candidates:
+            raise DomainError(ErrorCode.PARAM_ERROR, f"zone {command.zone_id} has no storage pool")
+    for pool in candidates:
+        if await store.reserve(conn, pool["id"], command.size_bytes, storage.overprovisioning):
+            return pool
+    best = candidates[0]
+    raise domain.insufficient_capacity(figures(best, storage), command.size_bytes, f"volume {command.name}")
+
+
+async def answer_existing_blank(ctx: HandlerContext, volume):
+    """The same request again: its answer as it stands (a failed one fails again, with its reason)."""
+    if volume["state"] in ("Allocated", "Creating"):
+        await pending.park(ctx, volume["uuid"], CREATE)
+        return DEFERRED
+    if volume["state"] == "Expunged" and volume["reason"]:
+        raise DomainError(ErrorCode.INTERNAL_ERROR, volume["reason"])
+    if volume["disk_path"] is None or volume["source_vm_snapshot_id"] is not None:
+        raise DomainError(
+            ErrorCode.PARAM_ERROR, f"volume {volume['uuid']} already exists in state {volume['state']}"
+        )
+    pool = await store.pool(ctx.conn, id_=volume["pool_id"])
+    return cmd.CreateVolumeSucceeded(
+        volume_id=volume["uuid"],
+        size_bytes=volume["size_bytes"],
+        storage_id=pool["uuid"],
+        disk_path=volume["disk_path"],
+    )
+
+
+async def create_disk_succeeded(event: agent.CreateDiskSucceeded, ctx: HandlerContext) -> None:
+    conn = ctx.conn
+    if await awaited.take(conn, ctx.envelope.causation_id) is None:
+        return
+    volume_uuid = uuid.UUID(event.volume_id)
+    volume = await store.move_volume(conn, volume_uuid, ("Creating",), "Ready", disk_path=event.disk_path)
+    if volume is None:
+        return
+    pool = await store.pool(conn, id_=volume["pool_id"])
+    ctx.action(
+        "VOLUME.CREATE",
+        "Completed",
+        "Volume",
+        volume_uuid,
+        volume["name"],
+        f"blank volume {volume['name']} at {event.disk_path}",
+    )
+    state_changed(ctx, "Volume", volume_uuid, "Creating", "Ready")
+    reply = cmd.CreateVolumeSucceeded(
+        volume_id=volume_uuid,
+        size_bytes=volume["size_bytes"],
+        storage_id=pool["uuid"],
+        disk_path=event.disk_path,
+    )
+    ctx.outgoing.extend(await pending.answer(conn, volume_uuid, CREATE, reply, source="storage"))
+
+
+async def create_disk_failed(event, ctx: HandlerContext) -> None:
+    conn = ctx.conn
+    call = await awaited.take(conn, ctx.envelope.causation_id)
+    if call is None:
+        return
+    volume_uuid = call["resource_id"]
+    reason = f"creating the disk failed: {event.error_text}"
+    volume = await store.move_volume(
+        conn, volume_uuid, ("Creating",), "Expunged", reason=reason, counted_bytes=0
+    )
+    if volume is None:
+        return
+    await store.count(conn, volume["pool_id"], -volume["size_bytes"])
+    ctx.action("VOLUME.CREATE", "Completed", "Volume", volume_uuid, volume["name"], reason, failed=True)
+    state_changed(ctx, "Volume", volume_uuid, "Creating", "Expunged", reason)
+    failure = volume_failed(cmd.CreateVolume, event.error_code, reason, event.fault)
+    ctx.outgoing.extend(await pending.answer(conn, volume_uuid, CREATE, failure, source="storage"))
 
 
 # -- attach, detach, resize, delete ----------------------------------------------------------------------

@@ -61,7 +61,10 @@ async def user(cloud: Stack, name: str, **kw) -> User:
     """A new user account with API keys."""
     boss = admin(cloud)
     password = f"pw-{uuid.uuid4()}"
-    made = await boss.createAccount(username=name, password=password, account=name)
+    made = await boss.createAccount(
+        username=name, password=password, account=name, accounttype=0, email=f"{name}@example.org",
+        firstname=name.capitalize(), lastname="User",
+    )  # fmt: skip
     user_id = made["account"]["user"][0]["id"]
     keys = (await boss.registerUserKeys(id=user_id))["userkeys"]
     return User(

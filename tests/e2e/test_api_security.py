@@ -143,3 +143,59 @@ async def test_refusals_are_immediate_and_change_nothing(service_env):
         assert out.status_code == 200
         after = raw(cloud.api_url, params={**listing, "sessionkey": key}, cookies={"JSESSIONID": cookie})
         assert after.status_code == 401
+
+
+async def test_an_over_long_request_is_answered_in_cloudstacks_error_shape(service_env):
+    async with Stack(service_env, planner=1, api=1) as cloud:
+        key, secret = cloud.admin_key, cloud.admin_secret
+        # Past aiohttp's default 8190 bytes and within the api's limit: served as any request.
+        wide = signed(cloud, key, secret, command="listApis", name="listZones", padding="p" * 20_000)
+        answer = raw(cloud.api_url, params=wide)
+        assert answer.status_code == 200, answer.text
+        assert [a["name"] for a in answer.json()["listapisresponse"]["api"]] == ["listZones"]
+
+        # Past the limit: CloudStack's 431 envelope, as JSON, with X-Description; nothing done.
+        long = signed(cloud, key, secret, command="listApis", padding="p" * 40_000)
+        answer = raw(cloud.api_url, params=long)
+        assert answer.status_code == 431
+        assert answer.headers["Content-Type"] == "application/json; charset=UTF-8"
+        body = answer.json()["errorresponse"]
+        assert (body["errorcode"], body["cserrorcode"]) == (431, 4350)
+        assert "the request is too long" in body["errortext"] and "POST" in body["errortext"]
+        assert answer.headers["X-Description"] == body["errortext"]
+
+        # The same parameters in a POST body are fine; an over-long header is the same 431.
+        posted = raw(cloud.api_url, "POST", data=long)
+        assert posted.status_code == 200 and "listapisresponse" in posted.json()
+        header = raw(cloud.api_url, params=wide, headers={"X-Padding": "h" * 40_000})
+        assert header.status_code == 431 and header.json()["errorresponse"]["errorcode"] == 431
+
+
+async def test_create_account_requires_what_cloudstack_requires_and_a_refusal_creates_nothing(service_env):
+    async with Stack(service_env, planner=1, api=1) as cloud:
+        boss = admin(cloud)
+        whole = {
+            "username": "carol", "password": "pw-carol-1", "email": "carol@example.org",
+            "firstname": "Carol", "lastname": "User", "accounttype": 0,
+        }  # fmt: skip
+        before = (await boss.listAccounts())["account"]
+        for name in ("username", "password", "email", "firstname", "lastname"):
+            status, body = await boss.error("createAccount", **{k: v for k, v in whole.items() if k != name})
+            assert (status, body["errorcode"], body["errortext"]) == (
+                431, 431, f"Unable to execute API command createaccount due to missing parameter {name}",
+            ), name  # fmt: skip
+        typeless = {k: v for k, v in whole.items() if k != "accounttype"}
+        status, body = await boss.error("createAccount", **typeless)
+        assert (status, body["errortext"]) == (431, "Neither account type and role ID are not provided")
+        status, body = await boss.error("createAccount", **{**whole, "accounttype": 2})
+        assert status == 431
+        assert (await boss.listAccounts())["account"] == before, "no refusal made an account"
+
+        roles = {r["name"]: r["id"] for r in (await boss.listRoles())["role"]}
+        assert set(roles) == {"Root Admin", "User"}
+        made = (await boss.createAccount(**typeless, roleid=roles["User"]))["account"]
+        assert (made["name"], made["accounttype"], made["roletype"]) == ("carol", 0, "User")
+        [carol] = made["user"]
+        assert (carol["email"], carol["firstname"], carol["lastname"]) == (
+            "carol@example.org", "Carol", "User",
+        )  # fmt: skip

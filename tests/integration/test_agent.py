@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 ZONE = "zone1"
 A, B, C = b"A" * 4096 + b"root at S1", b"B" * 4096 + b"root at S2", b"C" * 4096 + b"root now"
 DATA_AT_S1 = b"D" * 8192 + b"data disk at S1"
+GIB = 2**30
 
 
 @pytest.fixture
@@ -159,6 +160,26 @@ async def test_insufficient_disk_space_on_clone_fails_naming_the_fault_and_leave
     assert "ds1" in reply.payload["error_text"]
     after, _ = await zone.inventory()
     assert sorted(after) == sorted(before), "no half-made VM is left behind"
+
+
+async def test_a_blank_disk_is_made_once_with_its_size_and_a_failed_one_leaves_no_disk(zone):
+    create = cmd.CreateDisk(zone_id=ZONE, volume_id=str(uuid.uuid4()), datastore="ds2", size_bytes=3 * GIB)
+    first = await zone.send(create)
+    made = (await zone.reply(first)).payload
+    assert made["disk_path"] == f"[ds2] snapdeploy-volumes/{create.volume_id}.vmdk"
+    assert (made["datastore"], made["size_bytes"]) == ("ds2", 3 * GIB)
+    assert zone.sim.disk_size(made["disk_path"]) == 3 * GIB
+    twin = await zone.call(create, message_id=first.message_id)  # the same delivery again
+    again = await zone.call(create)  # the same request sent anew
+    assert twin == again == made
+    assert zone.sim.requests("CreateVirtualDisk_Task") == 1, "one disk, however often it is asked"
+
+    zone.sim.fail("CreateVirtualDisk_Task", "NoDiskSpace")
+    doomed = cmd.CreateDisk(zone_id=ZONE, volume_id=str(uuid.uuid4()), datastore="ds2", size_bytes=GIB)
+    reply = await zone.reply(await zone.send(doomed))
+    assert reply.type == "CreateDiskFailed"
+    assert (reply.payload["error_code"], reply.payload["fault"]) == (533, "NoDiskSpace")
+    assert zone.sim.disk_size(f"[ds2] snapdeploy-volumes/{doomed.volume_id}.vmdk") is None
 
 
 async def test_an_expired_vcenter_session_is_renewed_without_failing_the_command(zone):

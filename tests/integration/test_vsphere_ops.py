@@ -299,6 +299,34 @@ def test_copy_volume_holds_the_data_disk_as_at_the_snapshot(sim, session, snapsh
     assert report.names == ["CopyVirtualDisk_Task"]
 
 
+def test_an_empty_disk_has_its_size_and_one_vcenter_refuses_leaves_no_file(sim, session):
+    report = Recorder()
+    volume_id = new_id()
+    made = ops.create_disk(
+        session,
+        volume_id=volume_id,
+        datastore="ds1",
+        size_bytes=3 * 1024**3 + 1,
+        report=report,
+        timeout=TIMEOUT,
+    )
+    assert made.disk_path == f"[ds1] snapdeploy-volumes/{volume_id}.vmdk" and made.datastore == "ds1"
+    assert sim.disk_size(made.disk_path) == 3 * 1024**3 + 1024, "capacity is whole KiB, rounded up"
+    assert report.names == ["CreateVirtualDisk_Task"]
+
+    sim.fail("CreateVirtualDisk_Task", "NoDiskSpace")
+    doomed = new_id()
+    with pytest.raises(NoSpace):
+        ops.create_disk(
+            session, volume_id=doomed, datastore="ds1", size_bytes=1024**3, report=report, timeout=TIMEOUT
+        )
+    assert sim.disk_size(f"[ds1] snapdeploy-volumes/{doomed}.vmdk") is None
+    with pytest.raises(InvalidRequest):
+        ops.create_disk(
+            session, volume_id=new_id(), datastore="ds9", size_bytes=1024**3, report=report, timeout=TIMEOUT
+        )
+
+
 # -- idempotency ------------------------------------------------------------------------------------
 
 
@@ -338,6 +366,8 @@ def test_every_operation_called_twice_makes_nothing_new(sim, session, snapshots)
         disk_key=2001,
     )
     assert sha(sim.read(volume.disk_path)) == sha(DATA_S2)
+    blank = both(ops.create_disk, volume_id=new_id(), datastore="ds2", size_bytes=2 * 1024**3)
+    assert sim.disk_size(blank.disk_path) == 2 * 1024**3
     snapshot = both(ops.create_snapshot, vm_ref=made.vm_ref, snapshot_id=new_id(), name="user snapshot")
     assert snapshot.snapdeploy_id and snapshot.name == "user snapshot"
     both(ops.reconfigure_vm, vm_ref=made.vm_ref, num_cpus=3, cores_per_socket=1, memory_mb=3072)

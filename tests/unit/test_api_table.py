@@ -25,7 +25,7 @@ EXPECTED = {
     "listNics", "listPublicIpAddresses", "listPortForwardingRules", "listIpForwardingRules", "listTags",
     "listAccounts", "listDomains", "createAccount", "registerUserKeys", "getUser", "login", "logout",
     "listClusters", "listUnmanagedInstances", "importUnmanagedInstance", "getDeploymentTrail",
-    "listSeededTemplates",
+    "listSeededTemplates", "createDiskOffering", "listRoles",
 }  # fmt: skip
 ASYNC_CREATE = {"deployVirtualMachine", "createVMSnapshot", "createVolumeFromVmSnapshot", "createVolume"}
 

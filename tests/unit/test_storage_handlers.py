@@ -1,5 +1,6 @@
 """Storage's handlers as histories, in memory: seeding from a VM snapshot (single flight, capacity
-reserved before the copy, released when it fails) and the root volumes of deployed VMs."""
+reserved before the copy, released when it fails), the root volumes of deployed VMs, and blank
+volumes (their size reserved before the disk is made, everything given back when it fails)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from shared.db import awaited, pending
 from shared.messaging import HandlerContext, call_handler
 
 GIB = 2**30
-POOL, SNAPSHOT, VM = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+POOL, SNAPSHOT, VM, OFFERING = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+OWNER = uuid.uuid4()
 ROOT = DiskConfig(
     key=2000, file="[ds1] src/src.vmdk", datastore="ds1", size_bytes=GIB, controller_key=1000,
     controller_type="scsi", unit_number=0,
@@ -44,7 +46,7 @@ class MemoryStorage:
     def install(self, monkeypatch) -> None:
         for name in ("vm_snapshot", "pool", "root_volume_key", "lock_seed_pair", "seed_pair", "live_seed",
                      "reserve", "count", "add_seed", "move_seed", "volume_or_none", "seed_row_id",
-                     "add_volume"):  # fmt: skip
+                     "add_volume", "move_volume", "pools_by_room", "disk_offering_exists"):  # fmt: skip
             monkeypatch.setattr(store, name, getattr(self, name))
         monkeypatch.setattr(awaited, "send", self.send)
         monkeypatch.setattr(awaited, "take", self.take)
@@ -106,7 +108,22 @@ class MemoryStorage:
         return self.seeds[str(seed_uuid)]["id"]
 
     async def add_volume(self, conn, **columns):
-        self.volumes[columns["uuid"]] = columns
+        self.volumes[columns["uuid"]] = {"reason": None, "disk_path": None, "source_vm_snapshot_id": None,
+                                         **columns}  # fmt: skip
+
+    async def move_volume(self, conn, volume_uuid, from_states, to_state, **fields):
+        volume = self.volumes.get(volume_uuid)
+        if volume is None or volume["state"] not in from_states:
+            return None
+        volume.update(state=to_state, **fields)
+        return volume
+
+    async def pools_by_room(self, conn, zone_id, factor):
+        pools = [p for p in self.pools.values() if p["zone_id"] == zone_id]
+        return sorted(pools, key=lambda p: (p["allocated_bytes"] - p["capacity_bytes"] * factor, p["name"]))
+
+    async def disk_offering_exists(self, conn, offering_uuid):
+        return offering_uuid == OFFERING
 
     async def send(self, ctx, command, *, reply_to, operation, resource_id, **detail):
         envelope = ctx.send(command, reply_to=reply_to)
@@ -154,16 +171,21 @@ def memory(monkeypatch) -> MemoryStorage:
 REGISTRY = handlers(Storage(overprovisioning=1.0))
 
 
-async def command(memory: MemoryStorage, message) -> HandlerContext:
-    envelope = Envelope.wrap(message, source="test", correlation_id=uuid.uuid4(), actor=Actor(role="admin"))
+ADMIN = Actor(role="admin")
+
+
+async def command(memory: MemoryStorage, message, actor: Actor = ADMIN) -> HandlerContext:
+    envelope = Envelope.wrap(message, source="test", correlation_id=uuid.uuid4(), actor=actor)
     ctx = HandlerContext(envelope, "storage", conn=memory, reply_to="test.replies")
     await call_handler(REGISTRY[type(message)], CATALOGUE.get("storage", message.type_name()), message, ctx)
     return ctx
 
 
-async def reply(memory: MemoryStorage, message, to: Envelope | None = None) -> None:
+async def reply(memory: MemoryStorage, message, to: Envelope | None = None) -> HandlerContext:
     envelope = (to or memory.sent[-1]).caused(message, source="agent")
-    await REGISTRY[type(message)](message, HandlerContext(envelope, "storage", conn=memory))
+    ctx = HandlerContext(envelope, "storage", conn=memory)
+    await REGISTRY[type(message)](message, ctx)
+    return ctx
 
 
 def seed_request() -> cmd.SeedTemplateFromVmSnapshot:
@@ -251,3 +273,105 @@ async def test_a_root_volume_the_pool_cannot_hold_is_533(memory):
         in (ctx.outgoing[0].envelope.payload["error_text"])
     )
     assert memory.volumes == {} and memory.pools[1]["allocated_bytes"] == 0
+
+
+# -- blank volumes ---------------------------------------------------------------------------------------
+
+
+def blank_request(size: int = 3 * GIB, **fields) -> cmd.CreateVolume:
+    return cmd.CreateVolume(
+        **{"new_volume_id": uuid.uuid4(), "name": "data-1", "zone_id": "zone1", "size_bytes": size,
+           "disk_offering_id": OFFERING, **fields},
+    )  # fmt: skip
+
+
+def actions(ctx: HandlerContext) -> list[tuple[str, str]]:
+    return [
+        (o.envelope.payload["event_type"], o.envelope.payload["state"])
+        for o in ctx.outgoing
+        if o.envelope.type == "ActionEvent"
+    ]
+
+
+@pytest.fixture
+def two_pools(memory) -> MemoryStorage:
+    memory.pools[2] = {"id": 2, "uuid": uuid.uuid4(), "name": "ds2", "zone_id": "zone1",
+                       "capacity_bytes": 10 * GIB, "allocated_bytes": 4 * GIB}  # fmt: skip
+    memory.pools[1]["allocated_bytes"] = 1 * GIB
+    return memory
+
+
+async def test_a_blank_volume_reserves_its_size_on_the_pool_with_most_room_and_a_twin_makes_no_second_disk(
+    two_pools,
+):
+    request = blank_request()
+    ctx = await command(two_pools, request, Actor(account_id=OWNER, role="user"))
+    await command(two_pools, request, Actor(account_id=OWNER, role="user"))  # a twin delivery
+
+    [create] = two_pools.sent
+    assert create.type == "CreateDisk"
+    assert create.payload == {
+        "zone_id": "zone1", "volume_id": str(request.new_volume_id), "datastore": "ds1",
+        "size_bytes": 3 * GIB,
+    }  # fmt: skip
+    assert (two_pools.pools[1]["allocated_bytes"], two_pools.pools[2]["allocated_bytes"]) == (
+        4 * GIB,
+        4 * GIB,
+    )
+    volume = two_pools.volumes[request.new_volume_id]
+    assert (volume["state"], volume["account_id"], volume["counted_bytes"]) == ("Creating", OWNER, 3 * GIB)
+    assert actions(ctx) == [("VOLUME.CREATE", "Started")]
+
+    path = f"[ds1] snapdeploy-volumes/{request.new_volume_id}.vmdk"
+    done = await reply(two_pools, agent.CreateDiskSucceeded(
+        volume_id=str(request.new_volume_id), disk_path=path, datastore="ds1", size_bytes=3 * GIB,
+    ))  # fmt: skip
+    assert actions(done) == [("VOLUME.CREATE", "Completed")]
+    assert [(a.volume_id, a.disk_path, a.storage_id) for a in two_pools.answers] == [
+        (request.new_volume_id, path, POOL)
+    ] * 2, "both deliveries answered with the one disk"
+    assert (volume["state"], volume["disk_path"]) == ("Ready", path)
+
+    again = await command(two_pools, request)  # after the end: the same answer at once
+    assert again.outgoing[0].envelope.type == "CreateVolumeSucceeded" and len(two_pools.sent) == 1
+
+
+async def test_when_the_disk_cannot_be_made_no_volume_is_left_and_its_bytes_are_released(memory):
+    request = blank_request()
+    await command(memory, request)
+    failure = failed_reply(agent.CreateDisk)(error_code=533, error_text="no space", fault="NoDiskSpace")
+    ctx = await reply(memory, failure)
+
+    volume = memory.volumes[request.new_volume_id]
+    assert (volume["state"], volume["counted_bytes"]) == ("Expunged", 0)
+    assert memory.pools[1]["allocated_bytes"] == 0
+    [answer] = memory.answers
+    assert (answer.error_code, answer.fault, answer.error_text) == (
+        533, "NoDiskSpace", "creating the disk failed: no space",
+    )  # fmt: skip
+    assert actions(ctx) == [("VOLUME.CREATE", "Failed")]
+
+    late = await reply(memory, failure, to=memory.sent[0])  # the failure delivered twice
+    assert late.outgoing == [] and memory.pools[1]["allocated_bytes"] == 0
+    again = await command(memory, request)  # the request again: the same failure, nothing made
+    assert again.outgoing[0].envelope.type == "CreateVolumeFailed" and len(memory.sent) == 1
+    assert memory.pools[1]["allocated_bytes"] == 0
+
+
+async def test_a_blank_volume_no_pool_can_hold_is_533_and_records_nothing(two_pools):
+    ctx = await command(two_pools, blank_request(size=10 * GIB))
+    refusal = ctx.outgoing[0].envelope
+    assert (refusal.type, refusal.payload["error_code"]) == ("CreateVolumeFailed", 533)
+    assert "insufficient capacity on storage pool ds1" in refusal.payload["error_text"]
+    assert two_pools.sent == [] and two_pools.volumes == {}
+    assert (two_pools.pools[1]["allocated_bytes"], two_pools.pools[2]["allocated_bytes"]) == (GIB, 4 * GIB)
+
+
+async def test_a_blank_volume_on_a_named_pool_of_another_zone_or_an_unknown_offering_is_431(memory):
+    memory.pools[3] = {"id": 3, "uuid": uuid.uuid4(), "name": "ds9", "zone_id": "zone9",
+                       "capacity_bytes": 10 * GIB, "allocated_bytes": 0}  # fmt: skip
+    elsewhere = await command(memory, blank_request(storage_id=memory.pools[3]["uuid"]))
+    assert elsewhere.outgoing[0].envelope.payload["error_code"] == 431
+    unknown = await command(memory, blank_request(disk_offering_id=uuid.uuid4()))
+    assert unknown.outgoing[0].envelope.payload["error_code"] == 431
+    assert memory.sent == [] and memory.volumes == {} and memory.pools[3]["allocated_bytes"] == 0

@@ -70,6 +70,7 @@ var overrides = map[string]override{
 	"VirtualMachine.CloneVM_Task":                  {task: cloneVM},
 	"VirtualMachine.Destroy_Task":                  {task: destroyVM},
 	"VirtualDiskManager.CopyVirtualDisk_Task":      {task: copyVirtualDisk},
+	"VirtualDiskManager.CreateVirtualDisk_Task":    {task: createVirtualDisk},
 	"VirtualDiskManager.DeleteVirtualDisk_Task":    {task: deleteVirtualDisk},
 	"Folder.CreateVM_Task":                         {pre: preCreateVM},
 	"VirtualMachine.ReconfigVM_Task":               {pre: preReconfigVM, post: postReconfigVM},

@@ -143,6 +143,40 @@ func copyVirtualDisk(c *call) (types.AnyType, types.BaseMethodFault) {
 	return nil, copyDisk(req.SourceName, req.DestName)
 }
 
+// createVirtualDisk makes an empty disk: a descriptor with no content and a
+// sparse "-flat" extent whose size is the requested capacity, so a datastore
+// search sees the disk's size (vCenter's extent of a disk is its capacity).
+// Like vCenter: the folder must exist, an existing disk is FileAlreadyExists.
+func createVirtualDisk(c *call) (types.AnyType, types.BaseMethodFault) {
+	req := c.req.(*types.CreateVirtualDisk_Task)
+	spec, ok := req.Spec.(*types.FileBackedVirtualDiskSpec)
+	if !ok || spec.CapacityKb <= 0 {
+		return nil, &types.InvalidArgument{InvalidProperty: "spec.capacityKb"}
+	}
+	dst, f := localPath(req.Name)
+	if f != nil {
+		return nil, f
+	}
+	if !strings.HasSuffix(req.Name, ".vmdk") {
+		return nil, &types.InvalidArgument{InvalidProperty: "name"}
+	}
+	if _, err := os.Stat(filepath.Dir(dst)); err != nil {
+		return nil, fileNotFound(req.Name)
+	}
+	if _, err := os.Stat(dst); err == nil {
+		return nil, &types.FileAlreadyExists{FileFault: types.FileFault{File: req.Name}}
+	}
+	if f := writeDisk(req.Name, nil); f != nil {
+		return nil, f
+	}
+	flat, _ := localPath(flatName(req.Name))
+	if err := os.Truncate(flat, spec.CapacityKb*1024); err != nil {
+		_ = deleteDisk(req.Name)
+		return nil, &types.CannotCreateFile{FileFault: types.FileFault{File: flatName(req.Name)}}
+	}
+	return req.Name, nil
+}
+
 func deleteVirtualDisk(c *call) (types.AnyType, types.BaseMethodFault) {
 	req := c.req.(*types.DeleteVirtualDisk_Task)
 	return nil, deleteDisk(req.Name)

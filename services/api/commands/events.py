@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from contracts import audit
 from services.api import render
 from services.api.commands import lookup
@@ -27,7 +29,8 @@ async def list_events(call: Call) -> dict:
         page_size=max(size, 1),
     )
     answer = await call.ctx.ask(query, call.caller.actor)
-    known = await lookup.names(call.ctx)
+    owners = {uuid.UUID(i["account_id"]) for i in answer.items if i.get("account_id")}
+    known = await lookup.names(call.ctx, accounts=owners)
     items = [render.event(i, known) for i in answer.items]
     if "level" in args:
         items = [i for i in items if i["level"] == args["level"].upper()]

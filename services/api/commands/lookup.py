@@ -8,15 +8,13 @@ from "does not exist"; the request's own queries and commands always carry the c
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from contracts import planner, storage
-from contracts.envelope import Actor
-from services.api.context import ApiContext
+from services.api.context import AUTHORITY, ApiContext
 from services.api.errors import ApiError, denied, param_error
 from services.api.render import Names, zone_uuid
 from services.api.table import Call
-
-AUTHORITY = Actor(role="service")
 
 
 def unable(call: Call, text: str) -> ApiError:
@@ -37,12 +35,21 @@ async def zone_named(call: Call, value: object, param: str = "zoneid") -> str:
     raise unable(call, f"zone {value} ({param}) does not exist")
 
 
-async def names(ctx: ApiContext, *, offerings: bool = False, pools: bool = False) -> Names:
-    """Names of what objects refer to (an offering's, a pool's) are shown to whoever sees the object."""
-    out = Names(accounts=await ctx.account_names())
+async def names(
+    ctx: ApiContext,
+    *,
+    accounts: Iterable[uuid.UUID | None] | None = None,
+    offerings: Iterable[uuid.UUID | None] = (),
+    pools: bool = False,
+) -> Names:
+    """Names of what objects refer to (an owner's, an offering's, a pool's) are shown to whoever
+    sees the object. ``accounts`` and ``offerings``: the ids the objects name (known names are
+    kept, so nothing is read for objects whose names are known; ``accounts=None``: every account,
+    read now)."""
+    out = Names(accounts=await ctx.account_names(accounts))
+    offerings = set(offerings)
     if offerings:
-        found = (await ctx.ask(planner.ListServiceOfferings(), AUTHORITY)).offerings
-        out.offerings = {o.id: o for o in found}
+        out.offerings = await ctx.offerings(offerings)
     if pools:
         found = (await ctx.ask(storage.ListStoragePools(), AUTHORITY)).pools
         out.pools = {p.id: p for p in found}

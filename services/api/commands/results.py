@@ -20,7 +20,9 @@ SUCCESS_ONLY = {"deleteVMSnapshot", "deleteVolume"}
 async def vm_objects(
     ctx: ApiContext, actor: Actor, vms: list[planner.VirtualMachine]
 ) -> list[dict[str, Any]]:
-    known = await names(ctx, offerings=True)
+    known = await names(
+        ctx, accounts={vm.account_id for vm in vms}, offerings={vm.service_offering_id for vm in vms}
+    )
     return [render.virtual_machine(vm, known) for vm in vms]
 
 
@@ -44,7 +46,7 @@ def current_snapshots(snapshots: list[planner.VmSnapshot]) -> set[uuid.UUID]:
 async def snapshot_objects(
     ctx: ApiContext, actor: Actor, snapshots: list[planner.VmSnapshot]
 ) -> list[dict[str, Any]]:
-    known = await names(ctx)
+    known = await names(ctx, accounts={s.account_id for s in snapshots})
     vm_ids = {s.vm_id for s in snapshots}
     vms = {
         vm.id: vm
@@ -73,7 +75,7 @@ async def snapshot_object(ctx: ApiContext, snapshot_id: uuid.UUID) -> dict[str, 
 async def volume_objects(
     ctx: ApiContext, actor: Actor, volumes: list[storage.Volume]
 ) -> list[dict[str, Any]]:
-    known = await names(ctx, pools=True)
+    known = await names(ctx, accounts={v.account_id for v in volumes}, pools=True)
     vm_ids = {v.vm_id for v in volumes if v.vm_id}
     vms = {vm.id: vm for vm in (await ctx.ask(planner.ListVirtualMachines(), actor)).vms if vm.id in vm_ids}
     return [render.volume(v, known, vms) for v in volumes]
@@ -119,6 +121,13 @@ async def offering_object(ctx: ApiContext, offering_id: uuid.UUID) -> dict[str, 
     return {"id": str(offering_id)}
 
 
+async def disk_offering_object(ctx: ApiContext, offering_id: uuid.UUID) -> dict[str, Any]:
+    for offering in (await ctx.ask(storage.ListDiskOfferings(), AUTHORITY)).offerings:
+        if offering.id == offering_id:
+            return render.disk_offering(offering)
+    return {"id": str(offering_id)}
+
+
 async def job_result(ctx: ApiContext, job: asyncpg.Record, payload: dict[str, Any]) -> dict[str, Any]:
     """The jobresult of a finished command: its object as the owning service has it now."""
     kind, instance = job["instance_type"], job["instance_id"]
@@ -134,4 +143,6 @@ async def job_result(ctx: ApiContext, job: asyncpg.Record, payload: dict[str, An
         return {"seededtemplate": await seed_object(ctx, uuid.UUID(payload["seed_id"]))}
     if kind == "ServiceOffering":
         return {"serviceoffering": await offering_object(ctx, instance)}
+    if kind == "DiskOffering":
+        return {"diskoffering": await disk_offering_object(ctx, instance)}
     return {"success": True}

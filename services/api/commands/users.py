@@ -28,24 +28,65 @@ def account_object(row: asyncpg.Record) -> dict:
 
 
 async def create_account(call: Call) -> dict:
+    """CloudStack's createAccount: username, password, email, firstname and lastname are required
+    (the dispatcher's 431 names a missing one), and an account type or a role."""
     args = call.args
-    role = {0: "user", 1: "admin"}.get(args.get("accounttype", 0))
-    if role is None:
-        raise param_error("accounttype must be 0 (user) or 1 (root admin)")
+    role = _role(args)
     if args.get("domainid", ROOT_DOMAIN) != ROOT_DOMAIN:
         raise param_error(f"domain {args['domainid']} does not exist")
     name = args.get("account") or args["username"]
     async with call.ctx.pool.acquire() as conn:
         try:
             account_id, user_id = await accounts.create_account(
-                conn, name=name, role=role, username=args["username"], password=args["password"]
-            )
+                conn, name=name, role=role, username=args["username"], password=args["password"],
+                email=args["email"], firstname=args["firstname"], lastname=args["lastname"],
+            )  # fmt: skip
         except asyncpg.UniqueViolationError:
             raise param_error(f"an account {name} or user {args['username']} already exists") from None
         row = await conn.fetchrow("SELECT * FROM accounts WHERE uuid = $1", account_id)
     obj = account_object(row)
-    obj["user"] = [{"id": str(user_id), "username": args["username"], "account": name}]
+    obj["user"] = [
+        {
+            "id": str(user_id), "username": args["username"], "account": name, "email": args["email"],
+            "firstname": args["firstname"], "lastname": args["lastname"],
+        }
+    ]  # fmt: skip
     return {"account": obj}
+
+
+def _role(args: dict) -> str:
+    """The account's role from ``accounttype`` and/or ``roleid`` (the role wins in CloudStack; here
+    the two must agree)."""
+    by_type = None
+    if "accounttype" in args:
+        by_type = {0: "user", 1: "admin"}.get(args["accounttype"])
+        if by_type is None:
+            raise param_error("accounttype must be 0 (user) or 1 (root admin)")
+    by_role = None
+    if "roleid" in args:
+        if args["roleid"] not in accounts.ROLES:
+            raise param_error(
+                f"Unable to execute API command createaccount: no role {args['roleid']} (roleid)"
+            )
+        by_role = accounts.ROLES[args["roleid"]][1]
+    if by_type is None and by_role is None:
+        raise param_error("Neither account type and role ID are not provided")
+    if by_type and by_role and by_type != by_role:
+        raise param_error(f"accounttype {args['accounttype']} is not the type of role {args['roleid']}")
+    return by_role or by_type
+
+
+async def list_roles(call: Call) -> dict:
+    roles = [
+        {"id": str(role_id), "name": name, "type": "Admin" if role == "admin" else "User",
+         "description": f"Default {name.lower()} role", "isdefault": True}
+        for role_id, (name, role) in accounts.ROLES.items()
+    ]  # fmt: skip
+    if "id" in call.args:
+        roles = [r for r in roles if r["id"] == str(call.args["id"])]
+    if "name" in call.args:
+        roles = [r for r in roles if r["name"] == call.args["name"]]
+    return page(call, "role", roles)
 
 
 async def list_accounts(call: Call) -> dict:
@@ -163,15 +204,25 @@ APIS = [
         (
             Param("username", "string", "User name.", required=True),
             Param("password", "string", "Password.", required=True),
-            Param("email", "string", "Accepted."),
-            Param("firstname", "string", "Accepted."),
-            Param("lastname", "string", "Accepted."),
+            Param("email", "string", "The user's email.", required=True),
+            Param("firstname", "string", "The user's first name.", required=True),
+            Param("lastname", "string", "The user's last name.", required=True),
             Param("account", "string", "Account name (default: the user name)."),
-            Param("accounttype", "short", "0 user, 1 root admin."),
+            Param("accounttype", "short", "0 user, 1 root admin (this or roleid)."),
+            Param("roleid", "uuid", "The account's role (see listRoles; this or accounttype)."),
             Param("domainid", "uuid", "ROOT."),
         ),
         admin=True,
         response="account",
+    ),
+    Api(
+        "listRoles",
+        list_roles,
+        "Lists the roles an account may have (Root Admin, User).",
+        (Param("id", "uuid", "One role."), Param("name", "string", "Exact name.")),
+        listing=True,
+        admin=True,
+        response="role",
     ),
     Api(
         "listAccounts",

@@ -1,14 +1,15 @@
-"""Volumes: list, from one disk of a VM snapshot, attach, detach, resize, delete; disk offerings."""
+"""Volumes: list, blank, from one disk of a VM snapshot, attach, detach, resize, delete; disk offerings."""
 
 from __future__ import annotations
 
 import uuid
 
 from contracts import storage
+from contracts.types import MAX_DISK_BYTES
 from services.api import render
 from services.api.commands import lookup
 from services.api.commands.results import volume_objects
-from services.api.errors import ApiError, param_error
+from services.api.errors import denied, param_error
 from services.api.params import Param
 from services.api.table import Api, Call, page
 
@@ -56,10 +57,42 @@ async def create_volume_from_vm_snapshot(call: Call) -> dict:
 
 
 async def create_volume(call: Call) -> dict:
-    raise ApiError(
-        432,
-        "blank volumes are not offered; make one from a VM snapshot's disk with createVolumeFromVmSnapshot",
+    """A blank data volume (CloudStack's createVolume without snapshotid): the size of the disk
+    offering, or ``size`` GiB for a custom one, on a pool of the zone."""
+    args = call.args
+    if "diskofferingid" not in args:
+        raise param_error("Either disk offering or snapshot id must be passed whilst creating volume")
+    offering = await lookup.disk_offering(call, args["diskofferingid"])
+    if offering.size_bytes is None:
+        if "size" not in args:
+            raise param_error("This disk offering requires a custom size specified")
+        if not 1 <= args["size"] <= MAX_DISK_BYTES // render.GIB:
+            raise param_error(f"Disk size must be between 1 and {MAX_DISK_BYTES // render.GIB} GiB")
+        size = args["size"] * render.GIB
+    else:
+        if "size" in args and args["size"] * render.GIB != offering.size_bytes:
+            raise param_error(f"disk offering {offering.name} has a fixed size; size cannot be given")
+        size = offering.size_bytes
+    zone = await lookup.zone_named(call, args["zoneid"])
+    storage_id = None
+    if "storageid" in args:
+        if not call.caller.is_admin:
+            raise denied("only root admins choose the storage pool of a volume (storageid)")
+        pool = await lookup.storage_pool(call, args["storageid"])
+        if pool.zone_id != zone:
+            raise param_error(f"storage pool {pool.name} is not in zone {zone}")
+        storage_id = pool.id
+    new_id = uuid.uuid4()
+    command = storage.CreateVolume(
+        new_volume_id=new_id,
+        name=args.get("name") or f"volume-{new_id.hex[:8]}",
+        zone_id=zone,
+        size_bytes=size,
+        disk_offering_id=offering.id,
+        storage_id=storage_id,
     )
+    job = await _submit(call, command, new_id, await call.actor())
+    return {"id": str(new_id), "jobid": str(job)}
 
 
 async def attach_volume(call: Call) -> dict:
@@ -107,6 +140,23 @@ async def list_disk_offerings(call: Call) -> dict:
     return page(call, "diskoffering", [render.disk_offering(o) for o in offerings])
 
 
+async def create_disk_offering(call: Call) -> dict:
+    args = call.args
+    if args.get("customized"):
+        if "disksize" in args:
+            raise param_error("a customized disk offering takes no disksize; the volume gives its size")
+        size = None
+    else:
+        if "disksize" not in args:
+            raise param_error("Disksize is required for a non-customized disk offering")
+        if not 1 <= args["disksize"] <= MAX_DISK_BYTES // render.GIB:
+            raise param_error(f"disksize must be between 1 and {MAX_DISK_BYTES // render.GIB} GiB")
+        size = args["disksize"] * render.GIB
+    offering_id = uuid.uuid4()
+    command = storage.CreateDiskOffering(offering_id=offering_id, name=args["name"], size_bytes=size)
+    return await call.run(command, "DiskOffering", offering_id)
+
+
 APIS = [
     Api(
         "listVolumes",
@@ -141,14 +191,20 @@ APIS = [
     Api(
         "createVolume",
         create_volume,
-        "Blank volumes are not offered (432); see createVolumeFromVmSnapshot.",
+        "Creates a blank data volume (detached) of a disk offering's size, on a pool of the zone.",
         (
-            Param("name", "string", "Name."),
-            Param("diskofferingid", "uuid", "Disk offering."),
-            Param("zoneid", "uuid", "Zone."),
-            Param("size", "long", "Size in GiB."),
+            Param("name", "string", "Name (generated when not given)."),
+            Param(
+                "diskofferingid",
+                "uuid",
+                "Disk offering (required here; from a snapshot see createVolumeFromVmSnapshot).",
+            ),
+            Param("zoneid", "uuid", "Zone.", required=True),
+            Param("size", "long", "Size in GiB, for a custom disk offering."),
+            Param("storageid", "uuid", "Admins: the storage pool (default: the zone's with most room)."),
         ),
         isasync=True,
+        acts_for=True,
         response="volume",
     ),
     Api(
@@ -185,6 +241,19 @@ APIS = [
         response="volume",
     ),
     Api("deleteVolume", delete_volume, "Deletes a detached volume.", (ID,)),
+    Api(
+        "createDiskOffering",
+        create_disk_offering,
+        "Creates a disk offering: a fixed size, or customized (the volume gives its size).",
+        (
+            Param("name", "string", "Name.", required=True),
+            Param("displaytext", "string", "Display text."),
+            Param("disksize", "long", "Size in GiB (not for a customized offering)."),
+            Param("customized", "boolean", "The volume gives its size."),
+        ),
+        admin=True,
+        response="diskoffering",
+    ),
     Api(
         "listDiskOfferings",
         list_disk_offerings,

@@ -1,4 +1,5 @@
-"""Standalone disks: copying one out of a snapshot, attaching, detaching, growing, deleting."""
+"""Standalone disks: making an empty one, copying one out of a snapshot, attaching, detaching,
+growing, deleting."""
 
 from __future__ import annotations
 
@@ -74,6 +75,63 @@ def copy_volume_from_snapshot(
         return result  # FileAlreadyExists: a twin delivery's copy got there first
     except TaskTimeout:
         raise  # still copying in vCenter; a repeated call finds the file
+    except VsphereError:
+        files.delete_disk_file(session, dest, report=report, timeout=timeout)
+        raise
+    return result
+
+
+@dataclass(frozen=True)
+class DiskCreateResult:
+    disk_path: str
+    datastore: str
+    size_bytes: int
+
+
+def create_disk(
+    session: VsphereSession,
+    *,
+    volume_id: str,
+    datastore: str,
+    size_bytes: int,
+    report: Report,
+    timeout: float,
+) -> DiskCreateResult:
+    """An empty thin disk of ``size_bytes`` at ``[<datastore>] snapdeploy-volumes/<volume_id>.vmdk``.
+
+    Idempotent: a disk already there of that capacity (or where vCenter reports none) is the
+    answer; one of another capacity is a half-made leftover, deleted and made again. A twin
+    delivery's create that got there first (FileAlreadyExists) is the answer too. A failed create
+    deletes what it wrote.
+    """
+    deadline = Deadline(timeout)
+    files.require_datastore(session, datastore)
+    dest = f"[{datastore}] {VOLUME_FOLDER}/{volume_id}.vmdk"
+    capacity_kb = -(-size_bytes // devices.KB)
+    result = DiskCreateResult(disk_path=dest, datastore=datastore, size_bytes=size_bytes)
+
+    existing = files.find_disk_file(session, dest, timeout=deadline.left())
+    if existing is not None:
+        if existing.capacity_kb in (None, capacity_kb):
+            return result
+        files.delete_disk_file(session, dest, report=report, timeout=deadline.left())
+    files.make_directory(session, f"[{datastore}] {VOLUME_FOLDER}")
+    vdm = session.content.virtualDiskManager
+    spec = vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
+        diskType="thin", adapterType="lsiLogic", capacityKb=capacity_kb
+    )
+    try:
+        run_task(
+            session,
+            lambda si: vdm.CreateVirtualDisk_Task(name=dest, datacenter=session.datacenter, spec=spec),
+            timeout=deadline.left(),
+            report=report,
+            name="CreateVirtualDisk_Task",
+        )
+    except DuplicateName:
+        return result  # FileAlreadyExists: a twin delivery's create got there first
+    except TaskTimeout:
+        raise  # still creating in vCenter; a repeated call finds the disk
     except VsphereError:
         files.delete_disk_file(session, dest, report=report, timeout=timeout)
         raise

@@ -10,9 +10,11 @@ from contracts.events import InventorySynced
 from services.hypervisor_agent.vsphere import inventory
 from services.hypervisor_agent.vsphere.clone_ops import CloneResult, clone_from_snapshot
 from services.hypervisor_agent.vsphere.disk_ops import (
+    DiskCreateResult,
     VolumeCopyResult,
     attach_disk,
     copy_volume_from_snapshot,
+    create_disk,
     delete_disk,
     detach_disk,
     extend_disk,
@@ -48,12 +50,14 @@ def read_inventory(session: VsphereSession, zone_id: str) -> InventorySynced:
 
 __all__ = [
     "CloneResult",
+    "DiskCreateResult",
     "SeedResult",
     "VolumeCopyResult",
     "attach_disk",
     "attach_nic",
     "clone_from_snapshot",
     "copy_volume_from_snapshot",
+    "create_disk",
     "create_snapshot",
     "delete_disk",
     "delete_template",
