@@ -30,7 +30,7 @@ from contracts import audit, planner, storage
 from contracts.envelope import Envelope
 from tests.e2e.api_support import Client, adopt, user
 from tests.e2e.cloud import offering, snapshot
-from tests.support.stack import Stack
+from tests.support.stack import ZONE, Stack
 
 SERVICES = {
     "planner": "services.planner",
@@ -54,6 +54,7 @@ PASSING_FAULT_METHODS = [
     "ReconfigVM_Task",
     "PowerOnVM_Task",
     "CopyVirtualDisk_Task",
+    "CreateVirtualDisk_Task",
     "MakeDirectory",
     "PowerOffVM_Task",
     "Destroy_Task",
@@ -64,6 +65,7 @@ PASSING_FAULT_METHODS = [
 FINAL_FAULTS = [
     ("CloneVM_Task", "NoDiskSpace"),
     ("CopyVirtualDisk_Task", "NoDiskSpace"),
+    ("CreateVirtualDisk_Task", "NoDiskSpace"),
     ("ReconfigVM_Task", "NoPermission"),
     ("PowerOnVM_Task", "InvalidPowerState"),
 ]
@@ -72,6 +74,8 @@ LIVE_SEED_STATES = ("Allocated", "Creating", "Ready")
 SETTLING_VOLUME_STATES = ("Allocated", "Creating", "Destroy", "Expunging", "Error")
 WAVE = 3
 MAX_RUNNING = 6
+MAX_VOLUMES = 4
+BLANK_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -125,6 +129,7 @@ class Chaos:
         self.kinds = kinds or available
         self.sent: list[Sent] = []
         self.running: list[uuid.UUID] = []  # deployed VMs a later round may destroy
+        self.volumes: list[uuid.UUID] = []  # data volumes made, which a later round may delete
 
     async def setup(self) -> None:
         self.user = await user(self.cloud, "chaos")  # the account the api's deployments run for
@@ -158,6 +163,15 @@ class Chaos:
                 name=f"r{number}-volume",
             )
         )  # fmt: skip
+        commands.append(
+            storage.CreateVolume(
+                new_volume_id=uuid.uuid4(), name=f"r{number}-blank", zone_id=ZONE, size_bytes=BLANK_BYTES
+            )
+        )
+        while len(self.volumes) > MAX_VOLUMES:  # deleted volumes keep the pools from filling up
+            commands.append(
+                storage.DeleteVolume(volume_id=self.volumes.pop(self.rng.randrange(len(self.volumes))))
+            )
         # Destroys keep the hosts from filling up (a full zone fails every deployment, rightly).
         # A wave deploys WAVE VMs over the bus and one through the api: past MAX_RUNNING, as many go.
         destroys = max(len(self.running) + WAVE + 1 - MAX_RUNNING, int(self.rng.random() < 0.5))
@@ -183,6 +197,12 @@ class Chaos:
                 and item.outcome.type == "DeployVirtualMachineSucceeded"
             ):
                 self.running.append(uuid.UUID(item.outcome.payload["vm_id"]))
+            elif (
+                item.envelope is not None
+                and item.outcome
+                and item.outcome.type in ("CreateVolumeSucceeded", "CreateVolumeFromVmSnapshotSucceeded")
+            ):
+                self.volumes.append(uuid.UUID(item.outcome.payload["volume_id"]))
             elif item.job is not None and item.outcome and item.outcome["jobstatus"] == 1:
                 self.running.append(uuid.UUID(item.outcome["jobresult"]["virtualmachine"]["id"]))
         self.cloud.sim.control("reset")
