@@ -11,10 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -87,25 +86,31 @@ async def close_session(conn: asyncpg.Connection, session_id: str | None) -> Non
 
 @dataclass
 class RateLimiter:
-    """Token bucket per API key (per replica); ``rate`` requests per second, 0 = off."""
+    """Token bucket per API key, shared by every api replica (one row per key in ``rate_buckets``,
+    refilled by the database's clock); ``rate`` requests per second, at most ``burst`` at once,
+    0 = off (no query at all)."""
 
     rate: float
     burst: float
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
 
-    def allow(self, key: str) -> bool:
+    async def allow(self, conn: asyncpg.Connection, key: str) -> bool:
         if self.rate <= 0:
             return True
-        now = time.monotonic()
-        tokens, at = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        if tokens < 1:
-            self._buckets[key] = (tokens, now)
-            return False
-        self._buckets[key] = (tokens - 1, now)
-        if len(self._buckets) > 100_000:  # bounded memory: forget the idle ones
-            self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60}
-        return True
+        # One statement: refill by the time since the last request, take a token if there is one.
+        # A refused request changes nothing, so its bucket keeps refilling from the last taken token.
+        taken = await conn.fetchval(
+            """INSERT INTO rate_buckets AS b (key_digest, tokens, at)
+                   VALUES ($1, $3::float8 - 1, extract(epoch FROM clock_timestamp()))
+               ON CONFLICT (key_digest) DO UPDATE
+                   SET tokens = LEAST($3::float8, b.tokens + (EXCLUDED.at - b.at) * $2::float8) - 1,
+                       at = EXCLUDED.at
+                   WHERE LEAST($3::float8, b.tokens + (EXCLUDED.at - b.at) * $2::float8) >= 1
+               RETURNING tokens""",
+            digest(key),
+            self.rate,
+            self.burst,
+        )
+        return taken is not None
 
 
 def too_many() -> ApiError:

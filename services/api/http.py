@@ -173,12 +173,12 @@ class ClientApi:
                         lowered.get("sessionkey"),
                         timeout=self.session_timeout,
                     )
+                if not await self.limiter.allow(conn, caller.api_key or str(caller.user_id)):
+                    raise auth.too_many()
             if api.admin and not caller.is_admin:
                 raise unauthorized(
                     f"The given command {api.name} does not exist or it is not available for user"
                 )
-            if not self.limiter.allow(caller.api_key or str(caller.user_id)):
-                raise auth.too_many()
         check_characters(params)
         args = parse(api.name, api.all_params, lowered)
         return Call(api, caller, args, self.ctx, request=request)

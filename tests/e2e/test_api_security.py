@@ -199,3 +199,19 @@ async def test_create_account_requires_what_cloudstack_requires_and_a_refusal_cr
         assert (carol["email"], carol["firstname"], carol["lastname"]) == (
             "carol@example.org", "Carol", "User",
         )  # fmt: skip
+
+
+async def test_the_rate_limit_counts_a_key_across_every_replica(service_env):
+    async with Stack(service_env, planner=1, api=2, api_rate_limit=0.01, api_rate_burst=5) as cloud:
+        bob, alice = await user(cloud, "bob"), await user(cloud, "alice")  # four of the admin's five
+        keys = bob.client.cs
+        on = [Client(url, keys.key, keys.secret) for url in cloud.api_urls]  # the two replicas
+
+        for n in range(5):  # the burst, spread over both replicas
+            await on[n % 2].listZones()
+        status, error = await on[1].error("listZones")
+        status_again, _ = await on[0].error("listZones")
+
+        assert (status, status_again) == (429, 429), "the sixth and seventh requests, whichever replica"
+        assert "rate limit" in error["errortext"]
+        assert await alice.client.listZones() is not None, "another key has a bucket of its own"
