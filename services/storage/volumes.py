@@ -155,22 +155,31 @@ async def copy_volume_succeeded(event: agent.CopyVolumeFromSnapshotSucceeded, ct
 
 
 async def copy_volume_failed(event, ctx: HandlerContext) -> None:
+    await creation_failed(
+        event, ctx, doing="copying the disk from the VM snapshot", to="Error",
+        command=cmd.CreateVolumeFromVmSnapshot, operation=COPY,
+    )  # fmt: skip
+
+
+async def creation_failed(
+    event, ctx: HandlerContext, *, doing: str, to: str, command: type, operation: str
+) -> None:
+    """The agent could not make a volume's disk: the volume moves ``to`` a final state with the
+    reason, its size goes back to the pool, and whoever waits for it is told why."""
     conn = ctx.conn
     call = await awaited.take(conn, ctx.envelope.causation_id)
     if call is None:
         return
     volume_uuid = call["resource_id"]
-    reason = f"copying the disk from the VM snapshot failed: {event.error_text}"
-    volume = await store.move_volume(
-        conn, volume_uuid, ("Creating",), "Error", reason=reason, counted_bytes=0
-    )
+    reason = f"{doing} failed: {event.error_text}"
+    volume = await store.move_volume(conn, volume_uuid, ("Creating",), to, reason=reason, counted_bytes=0)
     if volume is None:
         return
     await store.count(conn, volume["pool_id"], -volume["size_bytes"])
     ctx.action("VOLUME.CREATE", "Completed", "Volume", volume_uuid, volume["name"], reason, failed=True)
-    state_changed(ctx, "Volume", volume_uuid, "Creating", "Error", reason)
-    failure = volume_failed(cmd.CreateVolumeFromVmSnapshot, event.error_code, reason, event.fault)
-    ctx.outgoing.extend(await pending.answer(conn, volume_uuid, COPY, failure, source="storage"))
+    state_changed(ctx, "Volume", volume_uuid, "Creating", to, reason)
+    failure = volume_failed(command, event.error_code, reason, event.fault)
+    ctx.outgoing.extend(await pending.answer(conn, volume_uuid, operation, failure, source="storage"))
 
 
 # -- blank ----------------------------------------------------------------------------------------------
@@ -286,22 +295,10 @@ async def create_disk_succeeded(event: agent.CreateDiskSucceeded, ctx: HandlerCo
 
 
 async def create_disk_failed(event, ctx: HandlerContext) -> None:
-    conn = ctx.conn
-    call = await awaited.take(conn, ctx.envelope.causation_id)
-    if call is None:
-        return
-    volume_uuid = call["resource_id"]
-    reason = f"creating the disk failed: {event.error_text}"
-    volume = await store.move_volume(
-        conn, volume_uuid, ("Creating",), "Expunged", reason=reason, counted_bytes=0
+    # Nothing of it is left in vCenter (the agent removed what it wrote): the volume is gone.
+    await creation_failed(
+        event, ctx, doing="creating the disk", to="Expunged", command=cmd.CreateVolume, operation=CREATE
     )
-    if volume is None:
-        return
-    await store.count(conn, volume["pool_id"], -volume["size_bytes"])
-    ctx.action("VOLUME.CREATE", "Completed", "Volume", volume_uuid, volume["name"], reason, failed=True)
-    state_changed(ctx, "Volume", volume_uuid, "Creating", "Expunged", reason)
-    failure = volume_failed(cmd.CreateVolume, event.error_code, reason, event.fault)
-    ctx.outgoing.extend(await pending.answer(conn, volume_uuid, CREATE, failure, source="storage"))
 
 
 # -- attach, detach, resize, delete ----------------------------------------------------------------------
