@@ -225,11 +225,10 @@ class Dispatcher:
             self.metrics.handled.labels(envelope.type, "refused").inc()
             return
         reply = failure(spec.model, refusal)
-        reply_to = (
-            delivery.reply_to if self.identity.may_reply_to(delivery.user_id, delivery.reply_to) else None
-        )
         try:
-            await self.effects.emit(reply_out(envelope, reply, source=self.source, reply_to=reply_to))
+            await self.effects.emit(
+                reply_out(envelope, reply, source=self.source, reply_to=self._reply_to(delivery))
+            )
         except Exception as error:  # the broker keeps the message; the next delivery tries again
             log.error("could not emit the refusal", error=repr(error))
             await self._settle(delivery.nack(requeue=True))
@@ -242,7 +241,9 @@ class Dispatcher:
         if command is not None:
             cause = self._cause_of(delivery, command)
             reply = failed_reply(command)(error_code=ErrorCode.PARAM_ERROR, error_text=reason)
-            await self.effects.emit(reply_out(cause, reply, source=self.source, reply_to=delivery.reply_to))
+            await self.effects.emit(
+                reply_out(cause, reply, source=self.source, reply_to=self._reply_to(delivery))
+            )
         await self._settle(delivery.reject(requeue=False))
         self.metrics.handled.labels(delivery.type or "unknown", "rejected").inc()
         log.warning("message rejected to the dead-letter queue", reason=reason)
@@ -279,7 +280,7 @@ class Dispatcher:
             )
             try:
                 await self.effects.emit(
-                    reply_out(envelope, reply, source=self.source, reply_to=delivery.reply_to)
+                    reply_out(envelope, reply, source=self.source, reply_to=self._reply_to(delivery))
                 )
             except Exception as emit_error:  # the broker keeps the message; the next delivery tries again
                 log.error("could not emit the failure reply", error=repr(emit_error))
@@ -289,6 +290,16 @@ class Dispatcher:
         self.metrics.handled.labels(envelope.type, "dead_lettered").inc()
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    def _reply_to(self, delivery: AbstractIncomingMessage) -> str | None:
+        """Where a failure reply may go besides the events exchange: the sender's own queue only. A
+        message refused before its identity was resolved (unreadable, or the principals unreachable)
+        must not post a reply into a queue its sender does not own (a service's, another producer's)."""
+        if self.identity.may_reply_to(delivery.user_id, delivery.reply_to):
+            return delivery.reply_to
+        log.warning("reply_to is not the sender's own queue: the reply goes to the events exchange only",
+                    user_id=delivery.user_id, reply_to=(delivery.reply_to or "")[:255])  # fmt: skip
+        return None
 
     def _command_of(self, delivery: AbstractIncomingMessage) -> type[Command] | None:
         """Which command an unreadable message was meant to be: AMQP ``type`` or the routing key."""

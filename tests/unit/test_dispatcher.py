@@ -266,3 +266,29 @@ async def test_a_service_user_states_the_actor_it_runs_for():
     d, _ = heard_by(record)
     await d(as_sent(Actor(account_id=ALICE, role="admin"), "snapdeploy-test"))
     assert actors == [Actor(account_id=ALICE, role="admin")]
+
+
+@pytest.mark.parametrize("reply_to", ["planner.replies", "producer.team-b.replies", "storage.commands"])
+@pytest.mark.parametrize("body", [b"\x00garbage", b'{"type": "Ping"}', None])
+async def test_an_unreadable_message_from_a_producer_is_never_answered_into_a_queue_not_its_own(
+    reply_to, body
+):
+    """Regression (contract fuzz): the 431 of an invalid command went to whatever reply_to it named,
+    before any identity check, so a producer could post a snapdeploy service's failure reply into
+    a service's queue (a saga's replies) or another producer's."""
+    d, effects = heard_by(echo)
+    if body is None:  # a valid envelope whose payload is not a Ping
+        envelope = Envelope.wrap(Ping(text="x"), source="test").model_copy(update={"payload": {"txt": 1}})
+        body = envelope.to_bytes()
+    delivery = FakeDelivery(body, user_id="team-a", reply_to=reply_to, message_id=str(uuid.uuid4()))
+    await d(delivery)
+    assert delivery.settled == [("reject", False)]
+    [reply] = effects.published
+    assert (reply.exchange, reply.envelope.type, reply.envelope.payload["error_code"]) == (
+        "snapdeploy.events", "PingFailed", 431,
+    )  # fmt: skip
+    own = FakeDelivery(
+        body, user_id="team-a", reply_to="producer.team-a.replies", message_id=str(uuid.uuid4())
+    )
+    await d(own)
+    assert [o.routing_key for o in effects.published if not o.exchange] == ["producer.team-a.replies"]
