@@ -28,7 +28,9 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeVar
 
+import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from pydantic import ValidationError
 
 from contracts.base import Command, CommandFailed, Event, Query, QueryResult, Succeeded, snake
 from contracts.catalogue import CATALOGUE, Catalogue, failed_reply, succeeded_reply
@@ -40,6 +42,8 @@ from shared.errors import DomainError
 from shared.messaging import command_out
 
 __all__ = ["BusClient", "CommandRefused", "DomainError", "Subscription"]
+
+log = structlog.get_logger(__name__)
 
 INBOX_EXPIRY_MS = 10 * 60 * 1000  # an abandoned client's queues go away after ten minutes unused
 REMEMBERED_REPLIES = 10_000  # replies kept for a reply() asked after they came
@@ -81,6 +85,7 @@ class Subscription:
         self.bindings = tuple(bindings)
         self.queue_name = name
         self.seen: deque[Envelope] = deque(maxlen=history)
+        self.skipped = 0  # bodies that were not envelopes
         self._new: asyncio.Queue[Envelope] | None = None  # from the first ``async for`` on
         self._changed = asyncio.Condition()
         self._channel: AbstractChannel | None = None
@@ -114,7 +119,14 @@ class Subscription:
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         async with message.process():
-            envelope = Envelope.model_validate_json(message.body)
+            try:
+                envelope = Envelope.model_validate_json(message.body)
+            except ValidationError:
+                # Anyone may publish anything on a command or event key: a body that is not an
+                # envelope is not this subscriber's to read, and must not break its consumer.
+                self.skipped += 1
+                log.debug("skipped a message that is not a snapdeploy envelope", type=message.type)
+                return
             self.client.take_reply(envelope)
             async with self._changed:
                 self.seen.append(envelope)
