@@ -33,7 +33,7 @@ from contracts.envelope import Envelope
 from contracts.errors import ErrorCode
 from contracts.events import QueryFailed
 from contracts.topology import QueueSpec
-from shared.bus.explain import explain
+from shared.bus.explain import clip, explain
 from shared.errors import DomainError, InvalidMessage
 from shared.identity import Identity
 from shared.messaging import Handler, Handlers, Outgoing, failure, reply_out
@@ -129,7 +129,7 @@ class Dispatcher:
         else:
             spec = self.catalogue.resolve(envelope.type, envelope.source)
         if spec is None:
-            raise InvalidMessage(f"unknown message type {envelope.type!r} on {self.queue.name}")
+            raise InvalidMessage(f"unknown message type {clip(envelope.type)!r} on {self.queue.name}")
         if envelope.schema_version > spec.model.schema_version:
             raise InvalidMessage(
                 f"{envelope.type} schema_version {envelope.schema_version} is newer than "
@@ -245,7 +245,9 @@ class Dispatcher:
                 reply_out(cause, reply, source=self.source, reply_to=self._reply_to(delivery))
             )
         await self._settle(delivery.reject(requeue=False))
-        self.metrics.handled.labels(delivery.type or "unknown", "rejected").inc()
+        # A label names a type of the catalogue: the AMQP type is the sender's to choose, and every
+        # value a label takes is a time series held for ever.
+        self.metrics.handled.labels(command.type_name() if command else "unknown", "rejected").inc()
         log.warning("message rejected to the dead-letter queue", reason=reason)
 
     async def _retry_or_dead_letter(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -292,3 +293,30 @@ async def test_an_unreadable_message_from_a_producer_is_never_answered_into_a_qu
     )
     await d(own)
     assert [o.routing_key for o in effects.published if not o.exchange] == ["producer.team-a.replies"]
+
+
+@pytest.mark.parametrize("where", ["type", "field"])
+async def test_a_431_never_repeats_a_huge_name_it_was_sent(where):
+    """Regression (contract fuzz): the reason of a 431 quoted the envelope's type, and the names of
+    fields the model lacks, whole: a 50,000-character type came back (and was logged) whole."""
+    d, effects = dispatcher(echo)
+    envelope = json.loads(Envelope.wrap(Ping(text="x"), source="test").to_bytes())
+    if where == "type":
+        envelope["type"] = "Ω" * 50_000
+    else:
+        envelope["payload"]["Ω" * 50_000] = 1
+    await d(FakeDelivery(json.dumps(envelope).encode(), message_id=str(uuid.uuid4())))
+    [reply] = effects.published
+    assert reply.envelope.payload["error_code"] == 431
+    assert 0 < len(reply.envelope.payload["error_text"]) < 300
+
+
+async def test_the_metrics_of_rejected_messages_name_only_known_types():
+    """Regression (contract fuzz): a rejected message was counted under its AMQP type, which the
+    sender chooses: every new value was one more time series, held for ever."""
+    d, _ = dispatcher(echo)
+    for n in range(20):
+        await d(FakeDelivery(b"junk", type=f"Invented{n}", routing_key="unit.nothing"))
+    await d(FakeDelivery(b"junk", type="Ping"))
+    labels = {s.labels["type"] for m in d.metrics.handled.collect() for s in m.samples}
+    assert labels == {"Ping", "unknown"}
