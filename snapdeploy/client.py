@@ -28,7 +28,6 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeVar
 
-import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
@@ -42,8 +41,6 @@ from shared.errors import DomainError
 from shared.messaging import command_out
 
 __all__ = ["BusClient", "CommandRefused", "DomainError", "Subscription"]
-
-log = structlog.get_logger(__name__)
 
 INBOX_EXPIRY_MS = 10 * 60 * 1000  # an abandoned client's queues go away after ten minutes unused
 REMEMBERED_REPLIES = 10_000  # replies kept for a reply() asked after they came
@@ -125,7 +122,6 @@ class Subscription:
                 # Anyone may publish anything on a command or event key: a body that is not an
                 # envelope is not this subscriber's to read, and must not break its consumer.
                 self.skipped += 1
-                log.debug("skipped a message that is not a snapdeploy envelope", type=message.type)
                 return
             self.client.take_reply(envelope)
             async with self._changed:
