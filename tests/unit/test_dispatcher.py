@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from contracts.base import Command, Succeeded
+from contracts.base import Command, Query, QueryResult, Succeeded
 from contracts.catalogue import CATALOGUE, specs_of
 from contracts.envelope import Actor, Envelope
 from contracts.topology import QueueSpec
@@ -32,6 +32,17 @@ class PingSucceeded(Succeeded):
     """Test reply."""
 
     text: str
+
+
+class Look(Query):
+    """Test query."""
+
+    service: ClassVar[str] = "unit"
+    text: str
+
+
+class LookResult(QueryResult):
+    """Test answer."""
 
 
 CAT = CATALOGUE.extend(specs_of("unit", sys.modules[__name__]))
@@ -320,3 +331,36 @@ async def test_the_metrics_of_rejected_messages_name_only_known_types():
     await d(FakeDelivery(b"junk", type="Ping"))
     labels = {s.labels["type"] for m in d.metrics.handled.collect() for s in m.samples}
     assert labels == {"Ping", "unknown"}
+
+
+class FakeBus:
+    def __init__(self):
+        self.sent: list[tuple[str, Envelope]] = []
+
+    async def publish_raw(self, exchange, routing_key, body, **properties):
+        self.sent.append((routing_key, Envelope.model_validate_json(body)))
+
+
+@pytest.mark.parametrize("body", [b"junk", b'{"type": "Look"}', None])
+async def test_an_invalid_query_is_answered_at_once_with_a_431(body):
+    """Regression (contract fuzz): an invalid query was dead-lettered without an answer, and its
+    caller waited out its whole timeout for one."""
+    d, _ = heard_by(echo)
+    d.bus = FakeBus()
+    if body is None:  # a Look without its text
+        body = Envelope.wrap(Look(text="x"), source="t").model_copy(update={"payload": {}}).to_bytes()
+    asked = str(uuid.uuid4())
+    delivery = FakeDelivery(body, type="Look", routing_key="unit.look", message_id=asked,
+                            user_id="team-a", reply_to="producer.team-a.replies")  # fmt: skip
+    await d(delivery)
+    assert delivery.settled == [("reject", False)]
+    [(to, answer)] = d.bus.sent
+    assert (to, answer.type, answer.payload["query"], answer.payload["error_code"]) == (
+        "producer.team-a.replies", "QueryFailed", "Look", 431,
+    )  # fmt: skip
+    assert str(answer.causation_id) == asked
+    # and never into a queue that is not the asker's own
+    await d(
+        FakeDelivery(body, type="Look", routing_key="unit.look", user_id="team-a", reply_to="planner.replies")
+    )
+    assert len(d.bus.sent) == 1
