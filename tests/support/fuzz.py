@@ -211,8 +211,9 @@ class Schema:
     def wrong_type(self, node: dict) -> st.SearchStrategy:
         kinds = sorted({str(o.get("type")) for o in self.options(node)})  # in an order a replay keeps
         candidates = {
-            "string": st.integers() | st.booleans() | st.floats(allow_nan=False),
-            "integer": st.text(max_size=10) | st.floats(allow_nan=False).filter(lambda f: f != int(f)),
+            "string": st.integers() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False),
+            "integer": st.text(max_size=10)
+            | st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: f != int(f)),
             "boolean": st.text(max_size=10) | st.integers(min_value=2) | st.lists(st.booleans(), max_size=2),
             "array": st.text(max_size=10)
             | st.integers()
@@ -356,6 +357,7 @@ def generate(count: int, seed: int, zone: str) -> list[Fuzzed]:
     for number, (spec, kind) in enumerate(cells):
         quota = count // len(cells) + (number < count % len(cells))
         out += _draw(spec, kind, quota, zlib.crc32(f"{seed}:{spec.key}:{kind}".encode()), zone)
+    assert len(out) == count, f"drew {len(out)} of {count}"
     random.Random(seed).shuffle(out)
     for index, message in enumerate(out):
         message.index = index
@@ -367,7 +369,9 @@ def generate(count: int, seed: int, zone: str) -> list[Fuzzed]:
 
 def _draw(spec: MessageSpec, kind: str, quota: int, seed: int, zone: str) -> list[Fuzzed]:
     drawn: list[Fuzzed] = []
-    for attempt in range(3):  # Hypothesis stops early when it believes it has seen every case
+    # Hypothesis stops early once it has seen every case of a small space (a query with no fields
+    # has few): draw again with the next seed until the cell has its share.
+    for attempt in range(quota + 2):
         if len(drawn) >= quota:
             break
 
