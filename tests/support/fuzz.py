@@ -20,6 +20,7 @@ The draws are Hypothesis's (``generate``): seeded, so ``FUZZ_SEED`` replays a ru
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import random
@@ -354,9 +355,10 @@ def generate(count: int, seed: int, zone: str) -> list[Fuzzed]:
     (one seeded run per target and kind), in a seeded random order."""
     cells = [(spec, kind) for kind in KINDS for spec in targets()]  # every type first, then every kind
     out: list[Fuzzed] = []
-    for number, (spec, kind) in enumerate(cells):
-        quota = count // len(cells) + (number < count % len(cells))
-        out += _draw(spec, kind, quota, zlib.crc32(f"{seed}:{spec.key}:{kind}".encode()), zone)
+    with _no_local_constants():
+        for number, (spec, kind) in enumerate(cells):
+            quota = count // len(cells) + (number < count % len(cells))
+            out += _draw(spec, kind, quota, zlib.crc32(f"{seed}:{spec.key}:{kind}".encode()), zone)
     assert len(out) == count, f"drew {len(out)} of {count}"
     random.Random(seed).shuffle(out)
     for index, message in enumerate(out):
@@ -365,6 +367,26 @@ def generate(count: int, seed: int, zone: str) -> list[Fuzzed]:
         message.body = message.body.replace(PLACEHOLDER_ID.encode(), message.message_id.encode())
         settle_sender(message, zone)
     return out
+
+
+@contextlib.contextmanager
+def _no_local_constants():
+    """Hypothesis also draws literals it finds in the project's modules that happen to be imported,
+    so what a seed draws would depend on what else the process loaded (pytest's test modules, or
+    not). Without them a seed draws the same messages wherever it runs."""
+    from hypothesis.internal.conjecture import providers
+
+    found = getattr(providers, "_get_local_constants", None)
+    if found is None:  # a Hypothesis without the feature
+        yield
+        return
+    providers._get_local_constants = providers.Constants  # an empty pool
+    providers.CONSTANTS_CACHE.cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = found
+        providers.CONSTANTS_CACHE.cache.clear()
 
 
 def _draw(spec: MessageSpec, kind: str, quota: int, seed: int, zone: str) -> list[Fuzzed]:
