@@ -45,8 +45,11 @@ e2e: install services vcsim browser ## end-to-end tests (every service as a proc
 
 ROUNDS ?= 50
 SEED ?=
-chaos: install services vcsim ## seeded chaos run: ROUNDS=50 SEED=<random>; fails on any lost, doubled, stuck or orphan
-	CHAOS_ROUNDS=$(ROUNDS) CHAOS_SEED=$(SEED) $(BIN)/pytest -q -s -p no:logging tests/e2e/test_chaos.py
+NODES ?= 3
+KINDS ?=
+chaos: install services vcsim ## seeded chaos run on its own 3-node RabbitMQ and PostgreSQL: ROUNDS=50 SEED=<random> NODES=3 KINDS=<all>; fails on any bad figure
+	CHAOS_ROUNDS=$(ROUNDS) CHAOS_SEED=$(SEED) CHAOS_RABBIT_NODES=$(NODES) CHAOS_KINDS=$(KINDS) \
+		$(BIN)/pytest -q -s -p no:logging tests/e2e/test_chaos.py
 
 FUZZ_MESSAGES ?= 10000
 FUZZ_SEED ?=

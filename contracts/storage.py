@@ -25,12 +25,30 @@ def pool_id(zone_id: str, datastore: str) -> uuid.UUID:
     return uuid.uuid5(_POOL_IDS, f"{zone_id}/{datastore}")
 
 
+class RootVolumeOnSeed(BaseModel):
+    """The root volume of a VM to be cloned from the seed: allocated with the seeding request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    volume_id: uuid.UUID
+    vm_id: uuid.UUID
+    name: Name
+    size_bytes: DiskBytes
+    template_id: uuid.UUID | None = None
+    disk_offering_id: uuid.UUID | None = None
+
+
 class SeedTemplateFromVmSnapshot(StorageCommand):
-    """Seed a template from a VM snapshot on the pool that holds it (one seeding per pair at a time)."""
+    """Seed a template from a VM snapshot on the pool that holds it (one seeding per pair at a time).
+
+    With ``root_volume``, the request also reserves and records that root volume on the seed (as
+    ``AllocateRootVolume`` would), in the same transaction: a deployment needs no second round
+    trip. A refused request allocates nothing; a seeding that fails takes the volume with it."""
 
     zone_id: ZoneId
     vm_snapshot_id: uuid.UUID
     storage_id: uuid.UUID
+    root_volume: RootVolumeOnSeed | None = None
 
 
 class SeedTemplateFromVmSnapshotSucceeded(Succeeded):

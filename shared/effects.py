@@ -8,6 +8,8 @@ vCenter itself, and what it emits is published with confirms before the delivery
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Collection
 from typing import Any
 
 import asyncpg
@@ -21,17 +23,31 @@ from shared.messaging import Handler, HandlerContext, Outgoing, call_handler
 
 
 class TransactionalEffects:
-    def __init__(self, pool: asyncpg.Pool, relay: OutboxRelay, *, consumer: str, source: str):
+    """``replayable``: message types whose handler brings records to the state the message states
+    (an inventory sync) and may run twice with one effect: they take no inbox row, so one that
+    changes nothing writes nothing."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        relay: OutboxRelay,
+        *,
+        consumer: str,
+        source: str,
+        replayable: Collection[type[Message]] = (),
+    ):
         self.pool = pool
         self.relay = relay
         self.consumer = consumer
         self.source = source
+        self.replayable = frozenset(replayable)
 
     async def apply(
         self, envelope: Envelope, spec: MessageSpec, message: Message, handler: Handler, reply_to: str | None
     ) -> str:
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await inbox.claim(conn, self.consumer, envelope.message_id, envelope.type):
+            claim = spec.model not in self.replayable
+            if claim and not await inbox.claim(conn, self.consumer, envelope.message_id, envelope.type):
                 return "duplicate"
             ctx = HandlerContext(envelope, self.source, reply_to=reply_to, conn=conn)
             outcome = await call_handler(handler, spec, message, ctx, scope=conn.transaction)
@@ -61,12 +77,18 @@ class DirectEffects:
     ) -> str:
         ctx = HandlerContext(envelope, self.source, reply_to=reply_to)
         outcome = await call_handler(handler, spec, message, ctx)
-        await self.emit(ctx.outgoing)
+        await self.emit(ctx.outgoing, ctx.confirming)
         return outcome
 
-    async def emit(self, outgoing: list[Outgoing]) -> None:
-        for out in outgoing:
-            await self.bus.publish_until_confirmed(out)
+    async def emit(self, outgoing: list[Outgoing], confirming: list[Awaitable[None]] = ()) -> None:
+        """Publish every message at once and wait until all are confirmed: the confirms overlap,
+        and the reply is not held behind the confirm of an event that went before it."""
+        results = await asyncio.gather(
+            *confirming, *(self.bus.publish_until_confirmed(out) for out in outgoing), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def read(self, envelope: Envelope, message: Message, handler: Handler) -> Any:
         return await handler(message, HandlerContext(envelope, self.source))

@@ -73,6 +73,9 @@ class HandlerContext:
     conn: asyncpg.Connection | None = None
     outgoing: list[Outgoing] = field(default_factory=list)
     log: Any = field(default_factory=lambda: structlog.get_logger("handler"))
+    # Publications a handler of a service without an outbox started and did not wait for: they
+    # are confirmed together with ``outgoing``, before the delivery is acked.
+    confirming: list[Awaitable[None]] = field(default_factory=list)
 
     def emit(self, event: Event, *, message_id: uuid.UUID | None = None) -> Envelope:
         envelope = self.envelope.caused(event, source=self.source, message_id=message_id)

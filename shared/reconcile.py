@@ -8,12 +8,12 @@ removes what is being made.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+import asyncpg
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
@@ -32,24 +32,52 @@ class ReconcileSettings(BaseSettings):
 class Sightings:
     """When each finding was first seen; it is due once seen continuously for ``grace`` seconds.
 
-    Kept in memory: a restart starts every grace period over (a late action, never an early
-    one). A finding not seen in a pass is forgotten; one acted on waits a new grace period
-    before it is acted on again (a removal still in flight is not sent twice).
+    Kept in the service's ``reconcile_sightings`` table, by the database's clock, so a restart
+    (or another replica) carries on each grace period where it was. A finding not seen in a pass
+    is forgotten; one acted on waits a new grace period before it is acted on again (a removal
+    still in flight is not sent twice). A pass that finds what the last one found writes nothing.
     """
 
     def __init__(self, grace: float) -> None:
         self.grace = grace
-        self._first: dict[Hashable, dict[Hashable, float]] = {}
 
-    def due(self, scope: Hashable, findings: Iterable[Hashable], *, now: float | None = None) -> set:
-        now = time.monotonic() if now is None else now
-        known = self._first.get(scope, {})
+    def advance(
+        self, known: dict[str, float], findings: Iterable[str], now: float
+    ) -> tuple[set[str], dict[str, float]]:
+        """(the findings due now, when each current finding was first seen from now on)."""
         current = {key: known.get(key, now) for key in findings}
-        self._first[scope] = current
         due = {key for key, first in current.items() if now - first >= self.grace}
         for key in due:
             current[key] = now
-        return due
+        return due, current
+
+    async def due(self, conn: asyncpg.Connection, scope: tuple, findings: Iterable[Hashable]) -> set:
+        """The ``findings`` (ids) of ``scope`` that are due; called inside the pass's transaction."""
+        scope_key = ":".join(str(part) for part in scope)
+        by_key = {str(finding): finding for finding in findings}
+        rows = await conn.fetch(
+            "SELECT key, first_seen, extract(epoch FROM now())::float8 AS now"
+            " FROM reconcile_sightings WHERE scope = $1",
+            scope_key,
+        )
+        known = {row["key"]: row["first_seen"] for row in rows}
+        if not known and not by_key:
+            return set()  # the usual pass: nothing found, nothing to write
+        now = rows[0]["now"] if rows else await conn.fetchval("SELECT extract(epoch FROM now())::float8")
+        due, current = self.advance(known, by_key, now)
+        gone = [key for key in known if key not in current]
+        changed = [(key, first) for key, first in current.items() if known.get(key) != first]
+        if gone:
+            await conn.execute(
+                "DELETE FROM reconcile_sightings WHERE scope = $1 AND key = ANY($2::text[])", scope_key, gone
+            )
+        if changed:
+            await conn.executemany(
+                """INSERT INTO reconcile_sightings (scope, key, first_seen) VALUES ($1, $2, $3)
+                   ON CONFLICT (scope, key) DO UPDATE SET first_seen = EXCLUDED.first_seen""",
+                [(scope_key, key, first) for key, first in changed],
+            )
+        return {by_key[key] for key in due}
 
 
 @dataclass

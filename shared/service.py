@@ -73,6 +73,8 @@ class ServiceDefinition:
     catalogue: Catalogue = CATALOGUE
     declares: Sequence[QueueSpec] = field(default_factory=lambda: TOPOLOGY.queues)
     jobs: Sequence[Job] = ()
+    # Messages handled without an inbox row (see ``TransactionalEffects``): state syncs.
+    replayable: Sequence[type] = ()
     # Run after the database and bus are up and before consuming starts (e.g. log in to vCenter),
     # and after consuming has stopped (log out).
     startup: Sequence[Hook] = ()
@@ -116,7 +118,9 @@ class Service:
                     poll_interval=s.outbox_poll_interval,
                     metrics=self.metrics,
                 )
-                effects = TransactionalEffects(runtime.pool, runtime.relay, consumer=d.name, source=d.name)
+                effects = TransactionalEffects(
+                    runtime.pool, runtime.relay, consumer=d.name, source=d.name, replayable=d.replayable
+                )
                 tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
             else:
                 effects = DirectEffects(bus, source=d.name)

@@ -43,6 +43,7 @@ from shared.messaging import command_out
 __all__ = ["BusClient", "CommandRefused", "DomainError", "Subscription"]
 
 INBOX_EXPIRY_MS = 10 * 60 * 1000  # an abandoned client's queues go away after ten minutes unused
+RECONNECT_WAIT_S = 10.0  # how long closing a subscription waits for a connection being restored
 REMEMBERED_REPLIES = 10_000  # replies kept for a reply() asked after they came
 
 R = TypeVar("R", bound=QueryResult)
@@ -104,6 +105,15 @@ class Subscription:
         if self in self.client._subscriptions:
             self.client._subscriptions.remove(self)
         if self._channel is not None and not self._channel.is_closed:
+            # A connection the broker closed is being restored (with this channel): cancelling on
+            # it now would fail, so wait for it first; the queue's expiry covers a restore that
+            # never comes.
+            connection = self.client.bus.connection
+            if connection is not None and not connection.connected.is_set():
+                try:
+                    await asyncio.wait_for(connection.connected.wait(), RECONNECT_WAIT_S)
+                except TimeoutError:
+                    return
             await self._queue.cancel(self._tag)
             await self._queue.delete(if_unused=False, if_empty=False)
             await self._channel.close()

@@ -51,14 +51,23 @@ class Agent:
         if tasks:
             kwargs.update(report=report, timeout=self.task_timeout)
         try:
-            return await self.worker.run(fn, *args, **kwargs)
+            result = await self.worker.run(fn, *args, **kwargs)
         except VsphereError as error:
+            await self._reported(reports)
             if error.retryable:
                 raise TransientError(str(error)) from error
             raise DomainError(error.code, str(error), fault=error.fault) from error
-        finally:
-            for published in reports:
-                await asyncio.wrap_future(published)
+        except BaseException:
+            await self._reported(reports)
+            raise
+        # the task reports are confirmed with the reply (before the ack), not ahead of it
+        ctx.confirming.extend(asyncio.wrap_future(published) for published in reports)
+        return result
+
+    @staticmethod
+    async def _reported(reports: list[Any]) -> None:
+        for published in reports:
+            await asyncio.wrap_future(published)
 
     async def _publish_task(self, cause: Envelope, outcome: TaskOutcome) -> None:
         event = VcenterTask(

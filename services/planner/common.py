@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.errors import ErrorCode
@@ -21,6 +21,10 @@ class Planner:
     step_timeout: float = 300.0  # seconds a step may wait for its reply
     copy_timeout: float = 3600.0  # seeding and cloning move disk data: longer
     reconcile: Reconciliation | None = None  # None: inventory syncs are recorded, not reconciled
+    # VM snapshots this planner has seen seeded: a deployment of one clones the seed, never the
+    # snapshot itself, so it takes the configuration stored with the snapshot (it never changes)
+    # instead of reading it from vCenter again. In memory: a restarted planner reads once more.
+    seeded: set[uuid.UUID] = field(default_factory=set)
 
 
 def vm_state(

@@ -31,6 +31,8 @@ DEPLOY = "deploy"
 async def read_configs(d: Deployment, ctx: Ctx, planner: Planner):
     if isinstance(d.source, TemplateSource):
         return None  # a template's shape is known from the inventory
+    if d.config_known:
+        return None  # seeded already: the stored configuration was taken at the request
     return agent.GetVmSnapshotConfigs(
         zone_id=d.zone, vm_ref=d.source.vm_ref, snapshot_ref=d.source.snapshot_ref
     )
@@ -77,26 +79,47 @@ async def seed(d: Deployment, ctx: Ctx, planner: Planner):
             id=None, template_ref=d.source.template_ref, base_snapshot_ref=d.source.base_snapshot_ref
         )
         return None
+    # Storage has what the root volume needs: it is allocated on the seed with the same request.
+    if d.root_volume_id is None:  # a deployment begun before typed state: the id is the instance's
+        d.root_volume_id = await store.root_volume_id(ctx.conn, d.vm_id)
+    d.root_on_seed = True
     return storage.SeedTemplateFromVmSnapshot(
-        zone_id=d.zone, vm_snapshot_id=d.source.vm_snapshot_id, storage_id=storage.pool_id(d.zone, d.pool)
+        zone_id=d.zone,
+        vm_snapshot_id=d.source.vm_snapshot_id,
+        storage_id=storage.pool_id(d.zone, d.pool),
+        root_volume=storage.RootVolumeOnSeed(
+            volume_id=d.root_volume_id,
+            vm_id=d.vm_id,
+            name=root_volume_name(d),
+            size_bytes=d.root_size,
+            template_id=d.vm_template_id,
+            disk_offering_id=d.disk_offering_id,
+        ),
     )
+
+
+def root_volume_name(d: Deployment) -> str:
+    return f"ROOT-{d.name}"
 
 
 async def seeded(
     d: Deployment, reply: storage.SeedTemplateFromVmSnapshotSucceeded, ctx: Ctx, planner: Planner
 ):
+    planner.seeded.add(d.source.vm_snapshot_id)
     d.seed = Seed(
         id=reply.seed_id, template_ref=reply.template_ref, base_snapshot_ref=reply.base_snapshot_ref
     )
 
 
 async def allocate_root_volume(d: Deployment, ctx: Ctx, planner: Planner):
+    if d.root_on_seed:
+        return None  # allocated with the seed
     if d.root_volume_id is None:  # a deployment begun before typed state: the id is the instance's
         d.root_volume_id = await store.root_volume_id(ctx.conn, d.vm_id)
     return storage.AllocateRootVolume(
         volume_id=d.root_volume_id,
         vm_id=d.vm_id,
-        name=f"ROOT-{d.name}",
+        name=root_volume_name(d),
         zone_id=d.zone,
         storage_id=storage.pool_id(d.zone, d.pool),
         size_bytes=d.root_size,
@@ -107,7 +130,13 @@ async def allocate_root_volume(d: Deployment, ctx: Ctx, planner: Planner):
 
 
 async def destroy_root_volume(d: Deployment, ctx: Ctx, planner: Planner):
-    return storage.DestroyVmVolumes(vm_id=d.vm_id)
+    return None if d.root_on_seed else storage.DestroyVmVolumes(vm_id=d.vm_id)
+
+
+async def destroy_root_volume_on_seed(d: Deployment, ctx: Ctx, planner: Planner):
+    """The seed step's undo, run even when that step failed: storage may have allocated the root
+    volume while the seeding itself failed or its reply never came (a no-op when nothing was)."""
+    return storage.DestroyVmVolumes(vm_id=d.vm_id) if d.root_on_seed else None
 
 
 async def clone(d: Deployment, ctx: Ctx, planner: Planner):
@@ -199,7 +228,8 @@ STEPS: list[Step[Deployment]] = [
     Step("configs", "reading the VM snapshot's configuration", read_configs, (agent.GetVmSnapshotConfigs,),
          check_configs),
     Step("place", "reserving capacity on a host", reserve_host, undo=release_host),
-    Step("seed", "seeding the template", seed, (storage.SeedTemplateFromVmSnapshot,), seeded, long=True),
+    Step("seed", "seeding the template", seed, (storage.SeedTemplateFromVmSnapshot,), seeded, long=True,
+         undo=destroy_root_volume_on_seed, undo_sends=(storage.DestroyVmVolumes,), undo_if_failed=True),
     Step("root_volume", "allocating the root volume", allocate_root_volume, (storage.AllocateRootVolume,),
          undo=destroy_root_volume, undo_sends=(storage.DestroyVmVolumes,)),
     Step("clone", "cloning", clone, (agent.CloneFromSnapshot,), cloned,

@@ -9,7 +9,7 @@ import asyncpg
 
 from contracts import planner as cmd
 from contracts.errors import ErrorCode
-from contracts.vsphere import VmSnapshotConfig
+from contracts.vsphere import VmSnapshotConfig, root_disk
 from services.planner import deploy, domain, saga, steps, store
 from services.planner.common import Planner, job, vm_state
 from services.planner.state import Deployment, NicPlan, Offering, SnapshotSource, TemplateSource
@@ -37,10 +37,10 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
         raise DomainError(
             ErrorCode.PARAM_ERROR, f"service offering {command.service_offering_id} does not exist"
         )
+    config = None
     if found["config"] is not None:  # else the "configs" step checks it once it has read it
-        domain.check_offering(
-            offering["name"], offering["cpu_number"], VmSnapshotConfig.model_validate(found["config"])
-        )
+        config = VmSnapshotConfig.model_validate(found["config"])
+        domain.check_offering(offering["name"], offering["cpu_number"], config)
     zone, pool = found["zone"], found["pool"]
     networks = []
     for network_id in command.network_ids:
@@ -76,6 +76,12 @@ async def deploy_virtual_machine(command: cmd.DeployVirtualMachine, ctx: Handler
         root_volume_id=uuid.uuid4(),
         root_size=found.get("root_size"),
     )
+    if config is not None and command.vm_snapshot_id in planner.seeded:
+        # Seeded already: the deployment clones the seed, so the configuration stored with the
+        # snapshot is all it needs of it (no "configs" round trip to vCenter).
+        deployment.config_known = True
+        deployment.cores_per_socket = config.cores_per_socket
+        deployment.root_size = root_disk(config.disks).size_bytes
     await create_instance(ctx, deployment, offering, command)
     ctx.action(
         "VM.CREATE", "Scheduled", "VirtualMachine", command.vm_id, name,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from contracts.events import InventorySynced
 from contracts.topology import PLANNER_REPLIES, commands_queue, queries_queue
 from services.planner import reconcile, watchdog
 from services.planner.common import Planner
@@ -60,6 +61,8 @@ def build() -> tuple[ServiceDefinition, PlannerSettings]:
             Consumes(PLANNER_REPLIES),
         ],
         migrations=Path(__file__).with_name("migrations"),
+        # an inventory sync is applied as a state: twice is once, and an unchanged one writes nothing
+        replayable=[InventorySynced],
         jobs=jobs,
     )
     return definition, settings

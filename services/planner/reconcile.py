@@ -54,7 +54,7 @@ async def orphan_vms(event: InventorySynced, ctx: HandlerContext, planner: Plann
     }
     owned = await store.live_instance_ids(ctx.conn, list(ours), list(DEAD))
     orphans = {vm_id: vm for vm_id, vm in ours.items() if vm_id not in owned}
-    for vm_id in planner.reconcile.sightings.due(("vm", event.zone_id), orphans):
+    for vm_id in await planner.reconcile.sightings.due(ctx.conn, ("vm", event.zone_id), orphans):
         vm = orphans[vm_id]
         if planner.reconcile.mode == "report":
             log.warning("orphan VM found", vm=vm.name, ref=vm.ref, snapdeploy_id=str(vm_id))
@@ -74,7 +74,7 @@ async def orphan_vms(event: InventorySynced, ctx: HandlerContext, planner: Plann
 async def stuck_instances(zone_id: str, ctx: HandlerContext, planner: Planner) -> None:
     rows = await store.undriven_instances(ctx.conn, zone_id, list(TRANSITIONAL))
     stuck = {row["uuid"]: row for row in rows}
-    for vm_id in planner.reconcile.sightings.due(("stuck", zone_id), stuck):
+    for vm_id in await planner.reconcile.sightings.due(ctx.conn, ("stuck", zone_id), stuck):
         row = stuck[vm_id]
         reason = f"stuck in {row['state']} with nothing driving it (found by reconciliation)"
         if not await store.move_state(ctx.conn, vm_id, row["state"], "Error", reason):

@@ -180,6 +180,17 @@ async def overdue(conn: asyncpg.Connection, limit: int = 20) -> list[asyncpg.Rec
     )
 
 
+async def lateness(conn: asyncpg.Connection) -> tuple[bool, float | None]:
+    """Whether a saga waiting for a reply is past its deadline, and the seconds until the earliest
+    deadline (None: none waits); one read, nothing locked."""
+    row = await conn.fetchrow(
+        """SELECT bool_or(deadline < now()) AS late,
+                  extract(epoch FROM min(deadline) - now())::float8 AS seconds
+           FROM sagas WHERE state IN ('running', 'compensating')"""
+    )
+    return bool(row["late"]), row["seconds"]
+
+
 async def next_deadline(conn: asyncpg.Connection) -> float | None:
     """Seconds until the earliest deadline of a saga waiting for a reply (None: none waits)."""
     return await conn.fetchval(

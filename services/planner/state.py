@@ -77,6 +77,12 @@ class Deployment(State):
     root_volume_id: uuid.UUID | None = Field(default=None, description="None only in rows from before.")
     cores_per_socket: int = 1
     root_size: int | None = None
+    config_known: bool = Field(
+        default=False, description="The configuration stored with the VM snapshot is used as it is."
+    )
+    root_on_seed: bool = Field(
+        default=False, description="The root volume is allocated with the seeding request, not alone."
+    )
     host: HostChoice | None = None
     seed: Seed | None = None
     vm_ref: str | None = None

@@ -53,6 +53,8 @@ class Step(Generic[S]):
     undo: Callable[[S, HandlerContext, Planner], Awaitable[Command | None]] | None = None
     undo_sends: tuple[type[Command], ...] = ()
     long: bool = False  # moves disk data: the copy deadline
+    # the undo runs when the step itself fails too (its command may have had part of its effect)
+    undo_if_failed: bool = False
 
     def describe(self, state: S) -> str:
         return self.doing(state) if callable(self.doing) else self.doing
@@ -169,7 +171,11 @@ async def fail(
     process.error = Failure(
         step.name, code, flow.failure_text(process.model, step.describe(process.model), text), fault
     )
-    process.undo = [s.name for s in reversed(flow.steps) if s.name in process.completed and s.undo]
+    process.undo = [
+        s.name
+        for s in reversed(flow.steps)
+        if s.undo and (s.name in process.completed or (s is step and s.undo_if_failed))
+    ]
     process.state = "compensating"
     await undo_next(flow, process, ctx, planner)
 

@@ -179,9 +179,24 @@ async def snapshot_ids(conn: asyncpg.Connection, vm_id: uuid.UUID) -> list[uuid.
 # -- what the inventory sync brings ---------------------------------------------------------------
 
 
-async def upsert_host(
-    conn: asyncpg.Connection, host_uuid: uuid.UUID, zone: str, host, pools: list[str]
-) -> None:
+async def synced_hosts(conn: asyncpg.Connection, zone: str) -> dict[uuid.UUID, tuple]:
+    """The zone's hosts as the last sync left them, in ``host_row``'s shape."""
+    rows = await conn.fetch(
+        """SELECT uuid, ref, name, cluster, state, cpu_mhz_total, memory_bytes, pools, networks
+           FROM hosts WHERE zone_id = $1""",
+        zone,
+    )
+    return {r["uuid"]: tuple(r)[1:] for r in rows}
+
+
+def host_row(host, pools: list[str]) -> tuple:
+    return (
+        host.ref, host.name, host.cluster, host.state, host.cpu_mhz_total, host.memory_bytes,
+        list(pools), list(host.networks),
+    )  # fmt: skip
+
+
+async def upsert_host(conn: asyncpg.Connection, host_uuid: uuid.UUID, zone: str, row: tuple) -> None:
     await conn.execute(
         """INSERT INTO hosts
                    (uuid, zone_id, ref, name, cluster, state, cpu_mhz_total, memory_bytes, pools, networks)
@@ -192,15 +207,13 @@ async def upsert_host(
                    networks = excluded.networks""",
         host_uuid,
         zone,
-        host.ref,
-        host.name,
-        host.cluster,
-        host.state,
-        host.cpu_mhz_total,
-        host.memory_bytes,
-        pools,
-        host.networks,
+        *row,
     )
+
+
+async def synced_networks(conn: asyncpg.Connection, zone: str) -> dict[uuid.UUID, str]:
+    rows = await conn.fetch("SELECT uuid, ref FROM networks WHERE zone_id = $1", zone)
+    return {r["uuid"]: r["ref"] for r in rows}
 
 
 async def upsert_network(conn: asyncpg.Connection, network_uuid: uuid.UUID, zone: str, network) -> None:
@@ -212,6 +225,18 @@ async def upsert_network(conn: asyncpg.Connection, network_uuid: uuid.UUID, zone
         network.name,
         network.ref,
     )
+
+
+async def synced_templates(conn: asyncpg.Connection, zone: str) -> dict[uuid.UUID, tuple]:
+    """The zone's templates, in ``template_row``'s shape (what a sync may change)."""
+    rows = await conn.fetch(
+        "SELECT uuid, name, base_snapshot_ref, pool, root_size FROM templates WHERE zone_id = $1", zone
+    )
+    return {r["uuid"]: tuple(r)[1:] for r in rows}
+
+
+def template_row(vm, base, root) -> tuple:
+    return (vm.name, base, root.datastore, root.size_bytes)
 
 
 async def upsert_template(
@@ -238,13 +263,23 @@ async def upsert_template(
     )
 
 
-async def replace_vcenter_vms(conn: asyncpg.Connection, zone: str, vms) -> None:
-    """The VMs vCenter has now, for adoption."""
-    await conn.execute("DELETE FROM vcenter_vms WHERE zone_id = $1", zone)
-    await conn.executemany(
-        "INSERT INTO vcenter_vms (zone_id, ref, info) VALUES ($1, $2, $3)",
-        [(zone, vm.ref, vm.model_dump(mode="json")) for vm in vms],
-    )
+async def sync_vcenter_vms(conn: asyncpg.Connection, zone: str, vms) -> None:
+    """The VMs vCenter has now, for adoption: only the rows that differ are written."""
+    have = {
+        r["ref"]: r["info"]
+        for r in await conn.fetch("SELECT ref, info FROM vcenter_vms WHERE zone_id = $1", zone)
+    }
+    want = {vm.ref: vm.model_dump(mode="json") for vm in vms}
+    gone = [ref for ref in have if ref not in want]
+    if gone:
+        await conn.execute("DELETE FROM vcenter_vms WHERE zone_id = $1 AND ref = ANY($2::text[])", zone, gone)
+    changed = [(zone, ref, info) for ref, info in want.items() if have.get(ref) != info]
+    if changed:
+        await conn.executemany(
+            """INSERT INTO vcenter_vms (zone_id, ref, info) VALUES ($1, $2, $3)
+               ON CONFLICT (zone_id, ref) DO UPDATE SET info = excluded.info""",
+            changed,
+        )
 
 
 # -- reconciliation ---------------------------------------------------------------------------------

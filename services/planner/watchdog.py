@@ -44,7 +44,14 @@ async def run(runtime, *, planner: Planner, interval: float, max_resends: int) -
 
 
 async def one_pass(runtime, *, planner: Planner, max_resends: int) -> float | None:
-    """One pass; the loop time of the next deadline of a saga waiting for a reply (None: none waits)."""
+    """One pass; the loop time of the next deadline of a saga waiting for a reply (None: none waits).
+
+    With no saga late (the usual case) a pass is one read: no transaction of its own, no write."""
+    loop = asyncio.get_running_loop()
+    async with runtime.pool.acquire() as conn:
+        late, seconds = await saga.lateness(conn)
+    if not late:
+        return None if seconds is None else loop.time() + max(0.0, seconds)
     async with runtime.pool.acquire() as conn, conn.transaction():
         cause = Envelope(
             message_id=uuid.uuid4(),
@@ -65,5 +72,6 @@ async def one_pass(runtime, *, planner: Planner, max_resends: int) -> float | No
                 await steps.timed_out(flow, process, ctx, planner)
         await outbox.add(conn, ctx.outgoing)
         seconds = await saga.next_deadline(conn)
-    runtime.relay.wake()
-    return None if seconds is None else asyncio.get_running_loop().time() + max(0.0, seconds)
+    if ctx.outgoing:
+        runtime.relay.wake()
+    return None if seconds is None else loop.time() + max(0.0, seconds)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from contracts.events import InventorySynced
 from contracts.topology import STORAGE_REPLIES, commands_queue, queries_queue
 from services.storage import scavenger
 from services.storage.common import Storage
@@ -47,6 +48,8 @@ def build() -> tuple[ServiceDefinition, StorageSettings]:
             Consumes(STORAGE_REPLIES),
         ],
         migrations=Path(__file__).with_name("migrations"),
+        # an inventory sync is applied as a state: twice is once, and an unchanged one writes nothing
+        replayable=[InventorySynced],
         jobs=[scavenge],
     )
     return definition, settings

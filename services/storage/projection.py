@@ -15,7 +15,17 @@ from shared.messaging import HandlerContext
 
 
 async def inventory_synced(event: InventorySynced, ctx: HandlerContext) -> None:
+    """Pools and templates as the agent found them; only what differs from the last sync is written."""
+    have = {
+        r["name"]: tuple(r)[1:]
+        for r in await ctx.conn.fetch(
+            "SELECT name, datastore_ref, capacity_bytes, free_bytes, hosts FROM pools WHERE zone_id = $1",
+            event.zone_id,
+        )
+    }
     for ds in event.datastores:
+        if have.get(ds.name) == (ds.ref, ds.capacity_bytes, ds.free_bytes, list(ds.hosts)):
+            continue
         await ctx.conn.execute(
             """INSERT INTO pools (uuid, zone_id, name, datastore_ref, capacity_bytes, free_bytes, hosts)
                VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -35,8 +45,18 @@ async def inventory_synced(event: InventorySynced, ctx: HandlerContext) -> None:
 
 async def record_templates(event: InventorySynced, ctx: HandlerContext) -> None:
     """Template VMs (not snapdeploy's own seeds) occupy their pool like volumes do."""
+    have = {
+        r["uuid"]: (r["name"], r["base_snapshot_ref"])
+        for r in await ctx.conn.fetch(
+            "SELECT uuid, name, base_snapshot_ref FROM templates WHERE zone_id = $1", event.zone_id
+        )
+    }
     for vm in event.vms:
         if not vm.template or vm.snapdeploy_id is not None or not vm.disks:
+            continue
+        uuid_ = template_id(event.zone_id, vm.ref)
+        base = vm.current_snapshot_ref or (vm.snapshots[-1].ref if vm.snapshots else None)
+        if have.get(uuid_) == (vm.name, base):
             continue
         root = root_disk(vm.disks)
         pool = await store.pool_named(ctx.conn, event.zone_id, root.datastore)
@@ -49,13 +69,13 @@ async def record_templates(event: InventorySynced, ctx: HandlerContext) -> None:
                ON CONFLICT (uuid) DO UPDATE SET name = excluded.name,
                    base_snapshot_ref = excluded.base_snapshot_ref
                RETURNING (xmax = 0)""",
-            template_id(event.zone_id, vm.ref),
+            uuid_,
             event.zone_id,
             vm.ref,
             vm.name,
             pool["id"],
             size,
-            vm.current_snapshot_ref or (vm.snapshots[-1].ref if vm.snapshots else None),
+            base,
         )
         if created:
             await store.count(ctx.conn, pool["id"], size)

@@ -64,7 +64,7 @@ async def orphan_seeds(event: InventorySynced, ctx: HandlerContext, storage: Sto
         or (row["state"] == "Error" and row["template_ref"] != vm.ref)
     }
     parents = {disk.parent_file for vm in event.vms for disk in vm.disks if disk.parent_file}
-    for seed_id in storage.reconcile.sightings.due(("seed", event.zone_id), orphans):
+    for seed_id in await storage.reconcile.sightings.due(ctx.conn, ("seed", event.zone_id), orphans):
         vm = orphans[seed_id]
         folder = f"{vm.name}/"
         in_use = any(parent.split("] ", 1)[-1].startswith(folder) for parent in parents)
@@ -100,7 +100,7 @@ async def orphan_disks(event: InventorySynced, ctx: HandlerContext, storage: Sto
     }
     attached = {disk.file for vm in event.vms for disk in vm.disks}
     orphans = {v: path for v, path in disks.items() if v not in owned and path not in attached}
-    for volume_id in storage.reconcile.sightings.due(("disk", event.zone_id), orphans):
+    for volume_id in await storage.reconcile.sightings.due(ctx.conn, ("disk", event.zone_id), orphans):
         path = orphans[volume_id]
         if storage.reconcile.mode == "report":
             log.warning("orphan volume disk found", disk=path)
@@ -125,7 +125,7 @@ async def stuck_volumes(zone_id: str, ctx: HandlerContext, storage: Storage) -> 
         zone_id,
     )
     stuck = {row["uuid"]: row["name"] for row in rows}
-    for volume_id in storage.reconcile.sightings.due(("stuck", zone_id), stuck):
+    for volume_id in await storage.reconcile.sightings.due(ctx.conn, ("stuck", zone_id), stuck):
         reason = "stuck in Creating with no copy in flight (found by reconciliation)"
         moved = await ctx.conn.fetchval(
             """UPDATE volumes SET state = 'Error', reason = $2, updated = now()

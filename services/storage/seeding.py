@@ -16,7 +16,7 @@ from contracts.catalogue import failed_reply
 from contracts.errors import ErrorCode
 from contracts.storage import SeedTemplateFromVmSnapshot, SeedTemplateFromVmSnapshotSucceeded
 from contracts.vsphere import DiskConfig
-from services.storage import domain, store
+from services.storage import domain, store, vm_volumes
 from services.storage.common import Storage, call_agent, require_owner, state_changed
 from shared.db import awaited, pending
 from shared.errors import DomainError
@@ -68,7 +68,14 @@ async def seed_template_from_vm_snapshot(
     seed = await store.live_seed(conn, snapshot["id"], pool["id"])
     if seed is None:
         seed = await start(ctx, storage, snapshot, pool, root)
-    elif seed["state"] == "Ready":
+    if command.root_volume is not None:  # the deployment's root volume, on this seed
+        volume = command.root_volume
+        await vm_volumes.allocate(
+            ctx, storage, pool, volume.volume_id, vm_id=volume.vm_id, name=volume.name,
+            size_bytes=volume.size_bytes, seed_id=seed["id"], template_id=volume.template_id,
+            disk_offering_id=volume.disk_offering_id,
+        )  # fmt: skip
+    if seed["state"] == "Ready":
         return succeeded(seed, command.vm_snapshot_id, command.storage_id)
     await pending.park(ctx, seed["uuid"], SEED)
     return DEFERRED

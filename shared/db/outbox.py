@@ -88,10 +88,14 @@ class OutboxRelay:
         self._channel: str | None = None
 
     def wake(self) -> None:
-        """Publish now (this process has just committed rows, or may have)."""
+        """Publish now (this process has just committed rows, or may have).
+
+        While listening, the commit's own NOTIFY wakes the relay a moment later: waking it here
+        too would make a second, empty pass (a transaction) for every handler."""
+        if self._listener is not None:
+            return
         self._wake.set()
-        if self._listener is None:  # no NOTIFY to tell whether rows were written: assume so
-            self._active()
+        self._active()  # no NOTIFY to tell whether rows were written: assume so
 
     def _active(self) -> None:
         for event in self._activity:
@@ -173,7 +177,11 @@ class OutboxRelay:
                 await self.pool.release(conn)
 
     async def publish_pending(self) -> int:
-        """One batch: publish, wait for every confirm, delete what was confirmed."""
+        """One batch: publish, wait for every confirm, delete what was confirmed.
+
+        The delete commits without waiting for its WAL flush: should the database lose it in a
+        crash, those rows are published again, which consumers' inboxes already absorb (the
+        case of a relay killed between publish and delete)."""
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """SELECT id, exchange, routing_key, reply_to, mandatory, body FROM outbox
@@ -187,6 +195,7 @@ class OutboxRelay:
                 *(self.bus.publish(_outgoing(r)) for r in rows), return_exceptions=True
             )
             confirmed = [r["id"] for r, result in zip(rows, results, strict=True) if result is None]
+            await conn.execute("SET LOCAL synchronous_commit = off")
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", confirmed)
         self.metrics.published.inc(len(confirmed))
         errors = [r for r in results if isinstance(r, BaseException)]

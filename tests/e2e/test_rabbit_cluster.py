@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import subprocess
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from contracts import planner
-from snapdeploy import broker_users
-from snapdeploy.local.users import HARNESS_USER, as_user, snapdeploy_users
+from snapdeploy.local.users import HARNESS_USER, as_user
 from tests.e2e.cloud import offering, prepare, snapshot
-from tests.support.processes import ROOT
+from tests.support.rabbit_cluster import SERVER, Cluster
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
-SCRIPT = ROOT / "scripts" / "rabbit-cluster"
-SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
-
-
-class Cluster:
-    def run(self, *args: str, timeout: float = 300) -> str:
-        return subprocess.run(
-            [str(SCRIPT), *args], check=True, capture_output=True, text=True, timeout=timeout
-        ).stdout
-
-    def ctl(self, node: int, *args: str) -> str:
-        return self.run("ctl", str(node), "-q", *args, timeout=60)
-
-    def urls(self, vhost: str) -> str:
-        return self.run("urls", vhost).strip()
-
-    def quorum_members(self, node: int, vhost: str) -> dict[str, int]:
-        rows = json.loads(
-            self.ctl(node, "list_queues", "-p", vhost, "name", "type", "members", "--formatter", "json")
-        )
-        return {row["name"]: len(row["members"]) for row in rows if row["type"] == "quorum"}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +31,7 @@ def cluster():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     cluster = Cluster()
-    was_running = subprocess.run([str(SCRIPT), "status"], capture_output=True).returncode == 0
+    was_running = cluster.running()
     cluster.run("start")
     yield cluster
     if not was_running:
@@ -66,9 +41,7 @@ def cluster():
 @pytest.fixture
 def cluster_env(cluster: Cluster, database_url: str):
     vhost = f"snapdeploy-test-{uuid.uuid4().hex[:10]}"
-    # Users are cluster-wide: the service users and the harness, as on the single broker (infra.py).
-    document = broker_users.definitions(vhost, snapdeploy_users())
-    broker_users.import_definitions(document, rabbitmqctl=f"{SCRIPT} ctl 1")
+    cluster.add_vhost(vhost)  # users are cluster-wide
     yield (
         vhost,
         {
@@ -104,9 +77,9 @@ async def test_a_node_killed_mid_run_loses_no_deployment_and_doubles_none(cluste
         await cloud.events.wait_for(
             lambda e: e.type == "CloneFromSnapshot" and e.payload["vm_name"] == "wave-0"
         )
-        await asyncio.to_thread(cluster.run, "kill", "1")  # mid-run: clones in flight, replies on their way
+        await asyncio.to_thread(cluster.kill, 1)  # mid-run: clones in flight, replies on their way
         replies = [await cloud.reply(envelope, timeout=180) for envelope in sent[:4]]
-        await asyncio.to_thread(cluster.run, "start-node", "1")
+        await asyncio.to_thread(cluster.start_node, 1)
         replies += [await cloud.reply(envelope, timeout=180) for envelope in sent[4:]]
 
         assert [r.type for r in replies] == ["DeployVirtualMachineSucceeded"] * len(requests)

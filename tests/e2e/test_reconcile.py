@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 
 import asyncpg
@@ -183,3 +184,48 @@ async def test_records_a_crash_left_in_a_transitional_state_go_to_error_with_a_r
                 action.payload["state"] == "Failed"
                 and "found by reconciliation" in action.payload["description"]
             )
+
+
+async def test_a_grace_period_carries_on_across_a_planner_restart(service_env):
+    grace = 5.0
+    async with Stack(service_env, storage=1, planner=1, reconcile_grace=grace, reconcile_interval=0) as cloud:
+        await prepare(cloud)
+        left = Leftovers()
+        await asyncio.to_thread(left.make, cloud.sim.url)
+        vms, _ = await cloud.inventory()  # the leftover VM is first seen now
+        conn = await asyncpg.connect(service_env["DATABASE_URL"])
+        try:
+            for _ in range(100):  # until the planner has recorded the sighting
+                age = await conn.fetchval(
+                    "SELECT extract(epoch FROM now()) - first_seen FROM planner.reconcile_sightings"
+                    " WHERE scope = 'vm:zone1' AND key = $1",
+                    str(left.vm_id),
+                )
+                if age is not None:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
+        assert age is not None and not cloud.commands_seen("DestroyVm"), "seen, not acted on before its grace"
+
+        [process] = [p for p in cloud.processes if p.name.startswith("planner")]
+        process.signal(signal.SIGKILL)
+        await asyncio.to_thread(process.wait, 10)
+        cloud.processes.remove(process)
+        await asyncio.to_thread(cloud.start("planner", "services.planner").wait_started)
+        # The grace period itself is what this test is about: let it pass, counted from the sighting.
+        await asyncio.sleep(max(0.0, grace - age) + 0.5)
+        await cloud.inventory()
+        [synced] = cloud.events.matching(lambda e: e.type == "InventorySynced")[-1:]
+
+        # A planner that had forgotten the first sighting would start the grace period over here.
+        [destroy] = await cloud.events.wait_for(
+            lambda e: e.type == "DestroyVm" and e.causation_id == synced.message_id, timeout=20
+        )
+        assert destroy.payload["vm_ref"] == vms["leftover"].ref
+        for _ in range(100):  # the destroy runs: the leftover goes, the operator's VM stays
+            names = set((await cloud.inventory())[0])
+            if "leftover" not in names:
+                break
+            await asyncio.sleep(0.2)
+        assert "leftover" not in names and "foreign" in names

@@ -7,32 +7,46 @@ import uuid
 from shared.reconcile import Sightings, snapdeploy_uuid
 
 
-def test_a_finding_is_due_only_after_the_grace_period_without_a_gap():
-    sightings = Sightings(grace=10)
+class Passes:
+    """Successive passes over one scope, as the table would carry them between passes."""
 
-    assert sightings.due("zone1", {"vm-1"}, now=0) == set()
-    assert sightings.due("zone1", {"vm-1"}, now=9) == set()
-    assert sightings.due("zone1", {"vm-1"}, now=10) == {"vm-1"}
+    def __init__(self, grace: float) -> None:
+        self.sightings, self.known = Sightings(grace), {}
+
+    def __call__(self, findings: set[str], now: float) -> set[str]:
+        due, self.known = self.sightings.advance(self.known, findings, now)
+        return due
+
+
+def test_a_finding_is_due_only_after_the_grace_period_without_a_gap():
+    passes = Passes(grace=10)
+
+    assert passes({"vm-1"}, now=0) == set()
+    assert passes({"vm-1"}, now=9) == set()
+    assert passes({"vm-1"}, now=10) == {"vm-1"}
 
 
 def test_a_finding_that_went_away_starts_its_grace_period_over():
-    sightings = Sightings(grace=10)
-    sightings.due("zone1", {"vm-1"}, now=0)
+    passes = Passes(grace=10)
+    passes({"vm-1"}, now=0)
 
-    sightings.due("zone1", set(), now=5)  # adopted or gone in between
+    passes(set(), now=5)  # adopted or gone in between
 
-    assert sightings.due("zone1", {"vm-1"}, now=12) == set()
-    assert sightings.due("zone1", {"vm-1"}, now=22) == {"vm-1"}
+    assert passes({"vm-1"}, now=12) == set()
+    assert passes({"vm-1"}, now=22) == {"vm-1"}
 
 
-def test_an_acted_on_finding_waits_a_new_grace_period_and_scopes_do_not_mix():
-    sightings = Sightings(grace=10)
-    sightings.due("zone1", {"vm-1"}, now=0)
-    assert sightings.due("zone1", {"vm-1"}, now=10) == {"vm-1"}
+def test_an_acted_on_finding_waits_a_new_grace_period():
+    passes = Passes(grace=10)
+    passes({"vm-1"}, now=0)
+    assert passes({"vm-1"}, now=10) == {"vm-1"}
 
-    assert sightings.due("zone2", {"vm-9"}, now=11) == set()
-    assert sightings.due("zone1", {"vm-1"}, now=15) == set(), "its removal may still be in flight"
-    assert sightings.due("zone1", {"vm-1"}, now=20) == {"vm-1"}
+    assert passes({"vm-1"}, now=15) == set(), "its removal may still be in flight"
+    assert passes({"vm-1"}, now=20) == {"vm-1"}
+
+
+def test_with_no_grace_a_finding_is_due_at_once():
+    assert Passes(grace=0)({"vm-1"}, now=0) == {"vm-1"}
 
 
 def test_only_a_uuid_is_a_snapdeploy_id():
