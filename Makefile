@@ -10,7 +10,7 @@ ASYNCAPI_CHECK := scripts/asyncapi
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/snapdeploy
 
-.PHONY: help install services db browser test unit integration e2e chaos cluster-test lint asyncapi asyncapi-parser asyncapi-check samples vcsim bench demo up clean
+.PHONY: help install services db browser test unit integration e2e chaos fuzz cluster-test lint asyncapi asyncapi-parser asyncapi-check samples vcsim bench demo up clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,11 @@ KINDS ?=
 chaos: install services vcsim ## seeded chaos run on its own 3-node RabbitMQ and PostgreSQL: ROUNDS=50 SEED=<random> NODES=3 KINDS=<all>; fails on any bad figure
 	CHAOS_ROUNDS=$(ROUNDS) CHAOS_SEED=$(SEED) CHAOS_RABBIT_NODES=$(NODES) CHAOS_KINDS=$(KINDS) \
 		$(BIN)/pytest -q -s -p no:logging tests/e2e/test_chaos.py
+
+FUZZ_MESSAGES ?= 10000
+FUZZ_SEED ?=
+fuzz: install services vcsim ## contract fuzz: FUZZ_MESSAGES=10000 FUZZ_SEED=<random>; every one 431/DLQ, nothing changed
+	FUZZ_MESSAGES=$(FUZZ_MESSAGES) FUZZ_SEED=$(FUZZ_SEED) $(BIN)/pytest -q -s -p no:logging tests/e2e/test_contract_fuzz.py
 
 cluster-test: install services vcsim ## e2e on a real three-node RabbitMQ cluster (scripts/rabbit-cluster), one node killed mid-run
 	SNAPDEPLOY_CLUSTER=1 $(BIN)/pytest -q tests/e2e/test_rabbit_cluster.py

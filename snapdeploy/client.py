@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeVar
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from pydantic import ValidationError
 
 from contracts.base import Command, CommandFailed, Event, Query, QueryResult, Succeeded, snake
 from contracts.catalogue import CATALOGUE, Catalogue, failed_reply, succeeded_reply
@@ -82,6 +83,7 @@ class Subscription:
         self.bindings = tuple(bindings)
         self.queue_name = name
         self.seen: deque[Envelope] = deque(maxlen=history)
+        self.skipped = 0  # bodies that were not envelopes
         self._new: asyncio.Queue[Envelope] | None = None  # from the first ``async for`` on
         self._changed = asyncio.Condition()
         self._channel: AbstractChannel | None = None
@@ -124,7 +126,13 @@ class Subscription:
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         async with message.process():
-            envelope = Envelope.model_validate_json(message.body)
+            try:
+                envelope = Envelope.model_validate_json(message.body)
+            except ValidationError:
+                # Anyone may publish anything on a command or event key: a body that is not an
+                # envelope is not this subscriber's to read, and must not break its consumer.
+                self.skipped += 1
+                return
             self.client.take_reply(envelope)
             async with self._changed:
                 self.seen.append(envelope)

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 import asyncpg
 
+from contracts.topology import EVENTS
 from services.audit.cloudstack import (
     CLOSING,
     Action,
@@ -30,6 +31,9 @@ from services.audit.rows import EventRow
 # Messages that name a VM snapshot and its VM (planner's; the agent's snapshot ids are vSphere's).
 _SNAPSHOT_OF_VM = {"CreateVmSnapshot", "CreateVmSnapshotSucceeded", "RevertToVmSnapshotSucceeded"}
 _ADOPTED = "ImportVirtualMachineSucceeded"
+_ACCEPTED_COMMANDS = """
+    SELECT message_id, payload::text AS payload FROM events
+    WHERE message_id = ANY($1::uuid[]) AND type = 'CreateVmSnapshot' AND exchange = 'snapdeploy.commands'"""
 
 Key = tuple[uuid.UUID, str, uuid.UUID]  # (job, event type, resource): one action
 
@@ -70,10 +74,14 @@ def _uuid(value) -> uuid.UUID | None:
 
 
 def vm_snapshots_named(rows: list[EventRow]) -> dict[uuid.UUID, uuid.UUID]:
-    """VM snapshot id -> VM id, from the messages of the batch that say so."""
+    """VM snapshot id -> VM id, from the replies of the batch that say so.
+
+    Only replies on the events exchange count: no producer may publish there, so they are a
+    service's word. A command says only what its sender asked (anyone may send one, an invalid or
+    a refused one included): its snapshot is learnt once the planner acts on it (``accepted``)."""
     found: dict[uuid.UUID, uuid.UUID] = {}
     for row in rows:
-        if row.type not in _SNAPSHOT_OF_VM and row.type != _ADOPTED:
+        if (row.type not in _SNAPSHOT_OF_VM and row.type != _ADOPTED) or row.exchange != EVENTS.name:
             continue
         payload = json.loads(row.payload)
         vm = _uuid(payload.get("vm_id"))
@@ -86,6 +94,18 @@ def vm_snapshots_named(rows: list[EventRow]) -> dict[uuid.UUID, uuid.UUID]:
         for snapshot in filter(None, map(_uuid, snapshots)):
             found[snapshot] = vm
     return found
+
+
+def snapshots_started(rows: list[EventRow]) -> dict[uuid.UUID, uuid.UUID]:
+    """The planner's ``VMSNAPSHOT.CREATE`` Started actions of the batch: the message id of the
+    ``CreateVmSnapshot`` that caused each -> the snapshot id. The planner emits one only for a
+    command it accepted, so the command's VM is then the snapshot's."""
+    return {
+        row.causation_id: row.resource_id
+        for row in rows
+        if row.type == "ActionEvent" and row.exchange == EVENTS.name and row.event_type == "VMSNAPSHOT.CREATE"
+        and row.state == "Started" and row.causation_id and row.resource_id
+    }  # fmt: skip
 
 
 def phase_of(row: EventRow) -> Action:
@@ -171,6 +191,13 @@ async def _remember(conn: asyncpg.Connection, rows: list[EventRow]) -> dict[Key,
 
 async def _learn_vm_snapshots(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
     parents = vm_snapshots_named(rows)
+    started = snapshots_started(rows)
+    if started:  # the commands are stored already (this transaction, or an earlier one)
+        for command in await conn.fetch(_ACCEPTED_COMMANDS, list(started)):
+            payload = json.loads(command["payload"])
+            vm, snapshot = _uuid(payload.get("vm_id")), _uuid(payload.get("vm_snapshot_id"))
+            if vm is not None and snapshot == started[command["message_id"]]:
+                parents.setdefault(snapshot, vm)
     if parents:
         await conn.execute(
             """INSERT INTO cloudstack_vm_snapshots (vm_snapshot_id, vm_id)

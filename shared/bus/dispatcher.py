@@ -1,7 +1,8 @@
 """From a delivery to a handled message, with the failure classes of DESIGN section 4.
 
 - Invalid message (not an envelope, unknown type, payload fails its model): a 431
-  ``<Command>Failed`` when it was a command, then rejected to the queue's DLQ at once.
+  ``<Command>Failed`` when it was a command (a ``QueryFailed`` 431 to its reply-to when it was a
+  query), then rejected to the queue's DLQ at once.
 - Transient failure (anything else the handler raises): nacked for redelivery after a
   backoff; on the last delivery the queue allows, a retryable failure reply is published and
   the message is dead-lettered.
@@ -27,13 +28,13 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
-from contracts.base import Command, Message, snake
+from contracts.base import Message, snake
 from contracts.catalogue import Catalogue, MessageSpec, failed_reply
 from contracts.envelope import Envelope
 from contracts.errors import ErrorCode
 from contracts.events import QueryFailed
 from contracts.topology import QueueSpec
-from shared.bus.explain import explain
+from shared.bus.explain import clip, explain
 from shared.errors import DomainError, InvalidMessage
 from shared.identity import Identity
 from shared.messaging import Handler, Handlers, Outgoing, failure, reply_out
@@ -129,7 +130,7 @@ class Dispatcher:
         else:
             spec = self.catalogue.resolve(envelope.type, envelope.source)
         if spec is None:
-            raise InvalidMessage(f"unknown message type {envelope.type!r} on {self.queue.name}")
+            raise InvalidMessage(f"unknown message type {clip(envelope.type)!r} on {self.queue.name}")
         if envelope.schema_version > spec.model.schema_version:
             raise InvalidMessage(
                 f"{envelope.type} schema_version {envelope.schema_version} is newer than "
@@ -225,11 +226,10 @@ class Dispatcher:
             self.metrics.handled.labels(envelope.type, "refused").inc()
             return
         reply = failure(spec.model, refusal)
-        reply_to = (
-            delivery.reply_to if self.identity.may_reply_to(delivery.user_id, delivery.reply_to) else None
-        )
         try:
-            await self.effects.emit(reply_out(envelope, reply, source=self.source, reply_to=reply_to))
+            await self.effects.emit(
+                reply_out(envelope, reply, source=self.source, reply_to=self._reply_to(delivery))
+            )
         except Exception as error:  # the broker keeps the message; the next delivery tries again
             log.error("could not emit the refusal", error=repr(error))
             await self._settle(delivery.nack(requeue=True))
@@ -238,14 +238,38 @@ class Dispatcher:
         self.metrics.handled.labels(envelope.type, "refused").inc()
 
     async def _reject_invalid(self, delivery: AbstractIncomingMessage, reason: str) -> None:
-        command = self._command_of(delivery)
+        command = self._meant(delivery, "command")
+        query = None if command else self._meant(delivery, "query")
         if command is not None:
             cause = self._cause_of(delivery, command)
             reply = failed_reply(command)(error_code=ErrorCode.PARAM_ERROR, error_text=reason)
-            await self.effects.emit(reply_out(cause, reply, source=self.source, reply_to=delivery.reply_to))
+            await self.effects.emit(
+                reply_out(cause, reply, source=self.source, reply_to=self._reply_to(delivery))
+            )
+        elif query is not None:
+            await self._answer_invalid(delivery, query, reason)
         await self._settle(delivery.reject(requeue=False))
-        self.metrics.handled.labels(delivery.type or "unknown", "rejected").inc()
+        # A label names a type of the catalogue: the AMQP type is the sender's to choose, and every
+        # value a label takes is a time series held for ever.
+        meant = command or query
+        self.metrics.handled.labels(meant.type_name() if meant else "unknown", "rejected").inc()
         log.warning("message rejected to the dead-letter queue", reason=reason)
+
+    async def _answer_invalid(
+        self, delivery: AbstractIncomingMessage, query: type[Message], reason: str
+    ) -> None:
+        """An invalid query is answered at once (a ``QueryFailed`` 431), not left to its caller's timeout."""
+        if not delivery.reply_to or self.bus is None or self._reply_to(delivery) is None:
+            return
+        answer = QueryFailed(query=query.type_name(), error_code=ErrorCode.PARAM_ERROR, error_text=reason)
+        reply = self._cause_of(delivery, query).caused(answer, source=self.source)
+        try:
+            await self.bus.publish_raw(
+                "", delivery.reply_to, reply.to_bytes(), message_id=str(reply.message_id),
+                type=reply.type, correlation_id=delivery.correlation_id,
+            )  # fmt: skip
+        except Exception as error:  # the caller times out and may ask again
+            log.warning("could not send the answer", error=repr(error))
 
     async def _retry_or_dead_letter(
         self,
@@ -279,7 +303,7 @@ class Dispatcher:
             )
             try:
                 await self.effects.emit(
-                    reply_out(envelope, reply, source=self.source, reply_to=delivery.reply_to)
+                    reply_out(envelope, reply, source=self.source, reply_to=self._reply_to(delivery))
                 )
             except Exception as emit_error:  # the broker keeps the message; the next delivery tries again
                 log.error("could not emit the failure reply", error=repr(emit_error))
@@ -290,21 +314,32 @@ class Dispatcher:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _command_of(self, delivery: AbstractIncomingMessage) -> type[Command] | None:
-        """Which command an unreadable message was meant to be: AMQP ``type`` or the routing key."""
+    def _reply_to(self, delivery: AbstractIncomingMessage) -> str | None:
+        """Where a failure reply may go besides the events exchange: the sender's own queue only. A
+        message refused before its identity was resolved (unreadable, or the principals unreachable)
+        must not post a reply into a queue its sender does not own (a service's, another producer's)."""
+        if self.identity.may_reply_to(delivery.user_id, delivery.reply_to):
+            return delivery.reply_to
+        log.warning("reply_to is not the sender's own queue: the reply goes to the events exchange only",
+                    user_id=delivery.user_id, reply_to=(delivery.reply_to or "")[:255])  # fmt: skip
+        return None
+
+    def _meant(self, delivery: AbstractIncomingMessage, kind: str) -> type[Message] | None:
+        """Which command (or query) of this queue an unreadable message was meant to be: its AMQP
+        ``type`` or the last word of its routing key names it."""
         if not self.namespace:
             return None
         names = [delivery.type] if delivery.type else []
         if delivery.routing_key:
             names.append(delivery.routing_key.rsplit(".", 1)[-1])
         for spec in self.catalogue:
-            mine = spec.namespace == self.namespace and spec.kind == "command"
+            mine = spec.namespace == self.namespace and spec.kind == kind
             if mine and (spec.type in names or snake(spec.type) in names):
                 return spec.model
         return None
 
     @staticmethod
-    def _cause_of(delivery: AbstractIncomingMessage, command: type[Command]) -> Envelope:
+    def _cause_of(delivery: AbstractIncomingMessage, command: type[Message]) -> Envelope:
         def as_uuid(value: str | None) -> uuid.UUID | None:
             try:
                 return uuid.UUID(value) if value else None

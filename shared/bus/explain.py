@@ -9,6 +9,15 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 MOST_REASONS = 5
+LONGEST_NAME = 64  # characters of a field name or a type name shown in a reason
+
+
+def clip(text: str, limit: int = LONGEST_NAME) -> str:
+    """A name as the sender wrote it, cut to ``limit`` characters: a field or type name is part of
+    the refused input, and may be a megabyte long."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
 
 # pydantic error type -> what the field must be (``{...}`` from the error's context)
 _MUST = {
@@ -49,7 +58,7 @@ _MUST = {
 
 
 def reason(item: dict) -> str:
-    where = ".".join(str(p) for p in item["loc"])
+    where = ".".join(clip(p) for p in item["loc"])
     context = item.get("ctx") or {}
     kind = item["type"]
     if kind == "value_error":  # a model's own rule, written for people (ValueError text)

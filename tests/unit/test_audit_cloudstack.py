@@ -16,9 +16,9 @@ import pytest
 
 from contracts.envelope import Actor, Envelope
 from contracts.events import ActionEvent, VcenterTask
-from contracts.planner import CreateVmSnapshot, ImportVirtualMachineSucceeded
+from contracts.planner import CreateVmSnapshot, CreateVmSnapshotSucceeded, ImportVirtualMachineSucceeded
 from contracts.topology import EVENTS
-from services.audit.actions import phase_of, vm_snapshots_named
+from services.audit.actions import phase_of, snapshots_started, vm_snapshots_named
 from services.audit.cloudstack import (
     SYSTEM_ACCOUNT_ID,
     SYSTEM_USER_ID,
@@ -154,12 +154,37 @@ def test_a_vm_snapshot_event_is_filed_under_its_vm():  # testVmSnapshotEventReso
 def test_the_vms_of_vm_snapshots_are_learnt_from_the_planners_messages():
     vm, s1, s2, s3 = (uuid.uuid4() for _ in range(4))
     created = Envelope.wrap(CreateVmSnapshot(vm_snapshot_id=s1, vm_id=vm, name="S1"), source="api")
+    done = created.caused(
+        CreateVmSnapshotSucceeded(vm_snapshot_id=s1, vm_id=vm, parent_id=None), source="planner"
+    )
     adopted = Envelope.wrap(
         ImportVirtualMachineSucceeded(vm_id=vm, vm_snapshot_ids=[s2, s3]), source="planner"
     )
-    rows = [to_row(created, exchange="snapdeploy.commands", routing_key="planner.create_vm_snapshot")]
+    rows = [to_row(done, exchange=EVENTS.name, routing_key="planner.create_vm_snapshot_succeeded")]
     rows.append(to_row(adopted, exchange=EVENTS.name, routing_key="planner.import_virtual_machine_succeeded"))
     assert vm_snapshots_named(rows) == {s1: vm, s2: vm, s3: vm}
+
+
+def test_a_command_alone_names_no_vm_for_a_snapshot_only_the_planners_start_of_it_does():
+    """Regression (contract fuzz): a CreateVmSnapshot command that the planner refused (invalid, or
+    not its sender's to send) wrote the audit's snapshot -> VM map, and could re-file an existing
+    snapshot's CloudStack events under any VM it named."""
+    vm, snapshot = uuid.uuid4(), uuid.uuid4()
+    command = Envelope.wrap(CreateVmSnapshot(vm_snapshot_id=snapshot, vm_id=vm, name="S1"), source="api")
+    forged = command.caused(CreateVmSnapshotSucceeded(vm_snapshot_id=snapshot, vm_id=vm, parent_id=None),
+                            source="producer")  # fmt: skip
+    rows = [
+        to_row(command, exchange="snapdeploy.commands", routing_key="planner.create_vm_snapshot"),
+        to_row(forged, exchange="snapdeploy.commands", routing_key="planner.create_vm_snapshot"),
+    ]
+    assert vm_snapshots_named(rows) == {} and snapshots_started(rows) == {}
+    started = command.caused(
+        ActionEvent(event_type="VMSNAPSHOT.CREATE", state="Started", level="INFO", resource_type="VMSnapshot",
+                    resource_id=snapshot, resource_name="S1", description="snapshot of web-1"),
+        source="planner",
+    )  # fmt: skip
+    rows.append(to_row(started, exchange=EVENTS.name, routing_key="planner.action_event.vmsnapshot_create"))
+    assert snapshots_started(rows) == {command.message_id: snapshot}
 
 
 def test_an_action_on_no_resource_is_keyed_with_wildcards():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from contracts.base import Command, Succeeded
+from contracts.base import Command, Query, QueryResult, Succeeded
 from contracts.catalogue import CATALOGUE, specs_of
 from contracts.envelope import Actor, Envelope
 from contracts.topology import QueueSpec
@@ -31,6 +32,17 @@ class PingSucceeded(Succeeded):
     """Test reply."""
 
     text: str
+
+
+class Look(Query):
+    """Test query."""
+
+    service: ClassVar[str] = "unit"
+    text: str
+
+
+class LookResult(QueryResult):
+    """Test answer."""
 
 
 CAT = CATALOGUE.extend(specs_of("unit", sys.modules[__name__]))
@@ -266,3 +278,89 @@ async def test_a_service_user_states_the_actor_it_runs_for():
     d, _ = heard_by(record)
     await d(as_sent(Actor(account_id=ALICE, role="admin"), "snapdeploy-test"))
     assert actors == [Actor(account_id=ALICE, role="admin")]
+
+
+@pytest.mark.parametrize("reply_to", ["planner.replies", "producer.team-b.replies", "storage.commands"])
+@pytest.mark.parametrize("body", [b"\x00garbage", b'{"type": "Ping"}', None])
+async def test_an_unreadable_message_from_a_producer_is_never_answered_into_a_queue_not_its_own(
+    reply_to, body
+):
+    """Regression (contract fuzz): the 431 of an invalid command went to whatever reply_to it named,
+    before any identity check, so a producer could post a snapdeploy service's failure reply into
+    a service's queue (a saga's replies) or another producer's."""
+    d, effects = heard_by(echo)
+    if body is None:  # a valid envelope whose payload is not a Ping
+        envelope = Envelope.wrap(Ping(text="x"), source="test").model_copy(update={"payload": {"txt": 1}})
+        body = envelope.to_bytes()
+    delivery = FakeDelivery(body, user_id="team-a", reply_to=reply_to, message_id=str(uuid.uuid4()))
+    await d(delivery)
+    assert delivery.settled == [("reject", False)]
+    [reply] = effects.published
+    assert (reply.exchange, reply.envelope.type, reply.envelope.payload["error_code"]) == (
+        "snapdeploy.events", "PingFailed", 431,
+    )  # fmt: skip
+    own = FakeDelivery(
+        body, user_id="team-a", reply_to="producer.team-a.replies", message_id=str(uuid.uuid4())
+    )
+    await d(own)
+    assert [o.routing_key for o in effects.published if not o.exchange] == ["producer.team-a.replies"]
+
+
+@pytest.mark.parametrize("where", ["type", "field"])
+async def test_a_431_never_repeats_a_huge_name_it_was_sent(where):
+    """Regression (contract fuzz): the reason of a 431 quoted the envelope's type, and the names of
+    fields the model lacks, whole: a 50,000-character type came back (and was logged) whole."""
+    d, effects = dispatcher(echo)
+    envelope = json.loads(Envelope.wrap(Ping(text="x"), source="test").to_bytes())
+    if where == "type":
+        envelope["type"] = "Ω" * 50_000
+    else:
+        envelope["payload"]["Ω" * 50_000] = 1
+    await d(FakeDelivery(json.dumps(envelope).encode(), message_id=str(uuid.uuid4())))
+    [reply] = effects.published
+    assert reply.envelope.payload["error_code"] == 431
+    assert 0 < len(reply.envelope.payload["error_text"]) < 300
+
+
+async def test_the_metrics_of_rejected_messages_name_only_known_types():
+    """Regression (contract fuzz): a rejected message was counted under its AMQP type, which the
+    sender chooses: every new value was one more time series, held for ever."""
+    d, _ = dispatcher(echo)
+    for n in range(20):
+        await d(FakeDelivery(b"junk", type=f"Invented{n}", routing_key="unit.nothing"))
+    await d(FakeDelivery(b"junk", type="Ping"))
+    labels = {s.labels["type"] for m in d.metrics.handled.collect() for s in m.samples}
+    assert labels == {"Ping", "unknown"}
+
+
+class FakeBus:
+    def __init__(self):
+        self.sent: list[tuple[str, Envelope]] = []
+
+    async def publish_raw(self, exchange, routing_key, body, **properties):
+        self.sent.append((routing_key, Envelope.model_validate_json(body)))
+
+
+@pytest.mark.parametrize("body", [b"junk", b'{"type": "Look"}', None])
+async def test_an_invalid_query_is_answered_at_once_with_a_431(body):
+    """Regression (contract fuzz): an invalid query was dead-lettered without an answer, and its
+    caller waited out its whole timeout for one."""
+    d, _ = heard_by(echo)
+    d.bus = FakeBus()
+    if body is None:  # a Look without its text
+        body = Envelope.wrap(Look(text="x"), source="t").model_copy(update={"payload": {}}).to_bytes()
+    asked = str(uuid.uuid4())
+    delivery = FakeDelivery(body, type="Look", routing_key="unit.look", message_id=asked,
+                            user_id="team-a", reply_to="producer.team-a.replies")  # fmt: skip
+    await d(delivery)
+    assert delivery.settled == [("reject", False)]
+    [(to, answer)] = d.bus.sent
+    assert (to, answer.type, answer.payload["query"], answer.payload["error_code"]) == (
+        "producer.team-a.replies", "QueryFailed", "Look", 431,
+    )  # fmt: skip
+    assert str(answer.causation_id) == asked
+    # and never into a queue that is not the asker's own
+    await d(
+        FakeDelivery(body, type="Look", routing_key="unit.look", user_id="team-a", reply_to="planner.replies")
+    )
+    assert len(d.bus.sent) == 1
