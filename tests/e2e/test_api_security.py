@@ -49,7 +49,8 @@ async def test_refusals_are_immediate_and_change_nothing(service_env):
                 and body["errortext"] == "unable to verify user credentials and/or request signature"
             )
         tampered = signed(cloud, bob_key, bob.client.cs.secret, **deploy)
-        tampered["serviceofferingid"] = tampered["serviceofferingid"][:-1] + "0"
+        last = tampered["serviceofferingid"][-1]
+        tampered["serviceofferingid"] = tampered["serviceofferingid"][:-1] + ("1" if last == "0" else "0")
         answer = raw(cloud.api_url, params=tampered)
         assert answer.status_code == 401 and answer.headers["Content-Type"].startswith("application/json")
         assert "deployvirtualmachineresponse" in answer.json()
