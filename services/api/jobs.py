@@ -10,6 +10,7 @@ replica answers any job, also after a restart.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -55,6 +56,32 @@ STATUS = {0: "pending", 1: "succeeded", 2: "failed"}
 
 # (job row, the terminal reply's payload) -> the jobresult object, e.g. {"virtualmachine": {...}}
 Renderer = Callable[[asyncpg.Record, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+RESULT_ATTEMPTS = 6  # reading the result object: about 15 s of backoff, over a broker failover
+
+
+async def result_object(
+    render: Renderer,
+    job: asyncpg.Record,
+    payload: dict[str, Any],
+    *,
+    attempts: int = RESULT_ATTEMPTS,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> dict[str, Any]:
+    """The succeeded job's result object (``{"virtualmachine": {...}}``), read again after a failed
+    read (a broker node failing over, a planner restarting): clients read the object, so a job
+    should not end without it while it can still be had. Past the last attempt the work is done
+    all the same: ``{"success": true}``."""
+    for attempt in range(attempts):
+        try:
+            return await render(job, payload)
+        except Exception as error:
+            if attempt == attempts - 1:
+                log.warning("could not read the job's result object", error=repr(error))
+                break
+            await sleep(min(8.0, 0.5 * 2**attempt))
+    return {"success": True}
 
 
 def step_words(type_name: str) -> str:
@@ -119,11 +146,7 @@ class JobTracker:
             status, result = 2, {"errorcode": code, "errortext": text}
         else:
             code, status = 0, 1
-            try:
-                result = await self.render(job, reply.payload)
-            except Exception as error:  # the work is done: say so, with what we know
-                log.warning("could not read the job's result object", error=repr(error))
-                result = {"success": True}
+            result = await result_object(self.render, job, reply.payload)
         await self.pool.execute(
             """UPDATE async_jobs SET status = $2, result_code = $3, result = $4, completed = now(),
                    procstep = NULL WHERE uuid = $1 AND status = 0""",
