@@ -141,6 +141,8 @@ class Chaos:
         self.sent: list[Sent] = []
         self.running: list[uuid.UUID] = []  # deployed VMs a later round may destroy
         self.volumes: list[uuid.UUID] = []  # data volumes made, which a later round may delete
+        self.struck: dict[str, Counter] = {}  # per fault kind: the bad figures its rounds added
+        self.last: dict[str, int] = {}  # the bad figures after the last round
 
     async def setup(self) -> None:
         self.user = await user(self.cloud, "chaos")  # the account the api's deployments run for
@@ -221,6 +223,7 @@ class Chaos:
             ):
                 self.running.append(uuid.UUID(item.outcome["jobresult"]["virtualmachine"]["id"]))
         self.cloud.sim.control("reset")
+        await self._charge(kind)
 
     async def _settle(self, item: Sent, timeout: float = 240) -> None:
         if item.outcome is not None:
@@ -292,7 +295,7 @@ class Chaos:
                 if outcome["jobstatus"] == 1:
                     row.succeeded += 1
                     # What a client reads of a deployment job: the VM. Done, and not saying so, is a bug.
-                    table["all"].incomplete += "virtualmachine" not in outcome.get("jobresult", {})
+                    row.incomplete += "virtualmachine" not in outcome.get("jobresult", {})
                 else:
                     row.failed += 1
                     result = outcome.get("jobresult", {})
@@ -304,27 +307,56 @@ class Chaos:
                 row.failed += 1
                 text = re.sub(r"(deployment|volume) of \S+ ", r"\1 ", outcome.payload["error_text"])
                 row.reasons[outcome.payload.get("fault") or text[:120]] += 1
+        for kind, found in self.struck.items():  # what each round's checks charged to its fault
+            for name, value in found.items():
+                setattr(table[kind], name, getattr(table[kind], name) + value)
         total = table["all"]
         await self._settle_storage()
         total.reconciled = await self._reconcile()
+        for name, value in (await self._bad_now()).items():
+            setattr(total, name, value)
+        return dict(table)
+
+    async def _bad_now(self) -> dict[str, int]:
+        """The run's bad figures as the stack stands now (call it with no work in flight)."""
         vms, _ = await self.cloud.inventory()
         names = Counter(vm.name for vm in vms.values())
-        total.duplicated = sum(n - 1 for n in names.values() if n > 1)
         records = {vm.id: vm for vm in (await self.cloud.ask(planner.ListVirtualMachines())).vms}
-        total.stuck = sum(vm.state in ("Starting", "Stopping") for vm in records.values()) + sum(
-            v.state in SETTLING_VOLUME_STATES for v in (await self.cloud.ask(storage.ListVolumes())).volumes
-        )
-        total.orphans = await self._orphans()
         used = sum(h.cpu_mhz_used for h in (await self.cloud.ask(planner.ListHosts())).hosts)
         expected = sum(
             (vm.cpu_number or 0) * (vm.cpu_speed_mhz or 0)
             for vm in records.values()
             if vm.state in ("Running", "Starting", "Stopping") and vm.service_offering_id
         )
-        total.drift_mhz = abs(used - expected)
-        total.drift_bytes = await self._pool_drift()
-        total.audit_missing, total.audit_doubled = await self._audit_figures()
-        return dict(table)
+        missing, doubled = await self._audit_figures()
+        return {
+            "duplicated": sum(n - 1 for n in names.values() if n > 1),
+            "stuck": sum(vm.state in ("Starting", "Stopping") for vm in records.values())
+            + sum(
+                v.state in SETTLING_VOLUME_STATES
+                for v in (await self.cloud.ask(storage.ListVolumes())).volumes
+            ),
+            "orphans": await self._orphans(),
+            "audit_missing": missing,
+            "audit_doubled": doubled,
+            "drift_mhz": abs(used - expected),
+            "drift_bytes": await self._pool_drift(),
+        }
+
+    async def _charge(self, kind: str) -> None:
+        """After a wave has settled: what went bad since the last wave is its fault kind's."""
+        await self._settle_storage(timeout=30)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while True:  # a restarted audit catches up on its queue: wait for it, with a deadline
+            now = await self._bad_now()
+            if not now["audit_missing"] or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        charged = self.struck.setdefault(kind, Counter())
+        for name, value in now.items():
+            charged[name] += max(0, value - self.last.get(name, 0))
+        self.last = now
 
     async def _orphans(self) -> int:
         """vCenter VMs, seeds and volume disks with a snapdeploy id that no live record owns."""
@@ -421,17 +453,29 @@ class Chaos:
         return missing, doubled
 
 
+COLUMNS = ("requested", "succeeded", "failed", *BAD)
+
+
 def render(table: dict[str, Figures], *, seed: int, rounds: int) -> str:
-    columns = ("requested", "succeeded", "failed", "lost")
+    """Every figure per fault kind (what its rounds added, checked after each wave settled), and
+    the whole run's after the final reconciliation."""
+    heads = [c.replace("_", "-") for c in COLUMNS]
+    width = [max(len(h), 5) + 1 for h in heads]
     lines = [
         f"chaos: {rounds} rounds, seed {seed}",
-        f"{'fault kind':22}" + "".join(f"{c:>11}" for c in columns),
+        f"{'fault kind':22}" + "".join(f"{h:>{w}}" for h, w in zip(heads, width, strict=True)),
     ]
-    for kind in sorted(k for k in table if k != "all"):
+    kinds = sorted(k for k in table if k != "all")
+    for kind in kinds:
         row = table[kind]
-        lines.append(f"{kind:22}" + "".join(f"{getattr(row, c):>11}" for c in columns))
+        lines.append(
+            f"{kind:22}" + "".join(f"{getattr(row, c):>{w}}" for c, w in zip(COLUMNS, width, strict=True))
+        )
     total = table.get("all", Figures())
-    lines.append("whole run: " + ", ".join(f"{name} {getattr(total, name)}" for name in BAD[1:]))
+    lines.append(
+        "whole run, after reconciliation: "
+        + ", ".join(f"{name} {getattr(total, name)}" for name in BAD if name not in ("lost", "incomplete"))
+    )
     lines.append(f"reconciliation at the end removed or repaired {total.reconciled} object(s)")
     reasons = Counter()
     for row in table.values():
@@ -442,7 +486,10 @@ def render(table: dict[str, Figures], *, seed: int, rounds: int) -> str:
 
 
 def bad_figures(table: dict[str, Figures]) -> dict[str, int]:
-    found = {f"lost ({k})": row.lost for k, row in table.items() if row.lost}
-    total = table.get("all", Figures())
-    found.update({name: getattr(total, name) for name in BAD[1:] if getattr(total, name)})
-    return found
+    """Every bad figure that is not 0, per fault kind and for the whole run."""
+    return {
+        f"{name} ({kind})": getattr(row, name)
+        for kind, row in table.items()
+        for name in BAD
+        if getattr(row, name)
+    }
