@@ -131,6 +131,17 @@ async def answer_existing(ctx: HandlerContext, volume):
 
 
 async def copy_volume_succeeded(event: agent.CopyVolumeFromSnapshotSucceeded, ctx: HandlerContext) -> None:
+    await creation_succeeded(
+        event, ctx, what="volume", operation=COPY,
+        reply=lambda volume, pool: cmd.CreateVolumeFromVmSnapshotSucceeded(
+            volume_id=volume["uuid"], size_bytes=volume["size_bytes"], storage_id=pool["uuid"]
+        ),
+    )  # fmt: skip
+
+
+async def creation_succeeded(event, ctx: HandlerContext, *, what: str, operation: str, reply) -> None:
+    """The agent made a volume's disk: the volume is Ready and whoever waits for it is answered
+    with ``reply(volume, pool)``."""
     conn = ctx.conn
     if await awaited.take(conn, ctx.envelope.causation_id) is None:
         return
@@ -139,19 +150,12 @@ async def copy_volume_succeeded(event: agent.CopyVolumeFromSnapshotSucceeded, ct
     if volume is None:
         return
     pool = await store.pool(conn, id_=volume["pool_id"])
-    ctx.action(
-        "VOLUME.CREATE",
-        "Completed",
-        "Volume",
-        volume_uuid,
-        volume["name"],
-        f"volume {volume['name']} at {event.disk_path}",
-    )
+    description = f"{what} {volume['name']} at {event.disk_path}"
+    ctx.action("VOLUME.CREATE", "Completed", "Volume", volume_uuid, volume["name"], description)
     state_changed(ctx, "Volume", volume_uuid, "Creating", "Ready")
-    reply = cmd.CreateVolumeFromVmSnapshotSucceeded(
-        volume_id=volume_uuid, size_bytes=volume["size_bytes"], storage_id=pool["uuid"]
+    ctx.outgoing.extend(
+        await pending.answer(conn, volume_uuid, operation, reply(volume, pool), source="storage")
     )
-    ctx.outgoing.extend(await pending.answer(conn, volume_uuid, COPY, reply, source="storage"))
 
 
 async def copy_volume_failed(event, ctx: HandlerContext) -> None:
@@ -268,30 +272,13 @@ async def answer_existing_blank(ctx: HandlerContext, volume):
 
 
 async def create_disk_succeeded(event: agent.CreateDiskSucceeded, ctx: HandlerContext) -> None:
-    conn = ctx.conn
-    if await awaited.take(conn, ctx.envelope.causation_id) is None:
-        return
-    volume_uuid = uuid.UUID(event.volume_id)
-    volume = await store.move_volume(conn, volume_uuid, ("Creating",), "Ready", disk_path=event.disk_path)
-    if volume is None:
-        return
-    pool = await store.pool(conn, id_=volume["pool_id"])
-    ctx.action(
-        "VOLUME.CREATE",
-        "Completed",
-        "Volume",
-        volume_uuid,
-        volume["name"],
-        f"blank volume {volume['name']} at {event.disk_path}",
-    )
-    state_changed(ctx, "Volume", volume_uuid, "Creating", "Ready")
-    reply = cmd.CreateVolumeSucceeded(
-        volume_id=volume_uuid,
-        size_bytes=volume["size_bytes"],
-        storage_id=pool["uuid"],
-        disk_path=event.disk_path,
-    )
-    ctx.outgoing.extend(await pending.answer(conn, volume_uuid, CREATE, reply, source="storage"))
+    await creation_succeeded(
+        event, ctx, what="blank volume", operation=CREATE,
+        reply=lambda volume, pool: cmd.CreateVolumeSucceeded(
+            volume_id=volume["uuid"], size_bytes=volume["size_bytes"], storage_id=pool["uuid"],
+            disk_path=volume["disk_path"],
+        ),
+    )  # fmt: skip
 
 
 async def create_disk_failed(event, ctx: HandlerContext) -> None:

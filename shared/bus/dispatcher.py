@@ -200,14 +200,7 @@ class Dispatcher:
                 "failed",
             )
         if delivery.reply_to and self.identity.may_reply_to(delivery.user_id, delivery.reply_to):
-            reply = envelope.caused(answer, source=self.source)
-            try:
-                await self.bus.publish_raw(
-                    "", delivery.reply_to, reply.to_bytes(), message_id=str(reply.message_id),
-                    type=reply.type, correlation_id=delivery.correlation_id,
-                )  # fmt: skip
-            except Exception as error:  # the caller times out and may ask again
-                log.warning("could not send the answer", error=repr(error))
+            await self._send_answer(delivery, envelope.caused(answer, source=self.source))
         await self._settle(delivery.ack())
         self.metrics.handled.labels(envelope.type, outcome).inc()
 
@@ -262,7 +255,10 @@ class Dispatcher:
         if not delivery.reply_to or self.bus is None or self._reply_to(delivery) is None:
             return
         answer = QueryFailed(query=query.type_name(), error_code=ErrorCode.PARAM_ERROR, error_text=reason)
-        reply = self._cause_of(delivery, query).caused(answer, source=self.source)
+        await self._send_answer(delivery, self._cause_of(delivery, query).caused(answer, source=self.source))
+
+    async def _send_answer(self, delivery: AbstractIncomingMessage, reply: Envelope) -> None:
+        """A query's answer to its caller's reply queue (direct reply-to), best effort."""
         try:
             await self.bus.publish_raw(
                 "", delivery.reply_to, reply.to_bytes(), message_id=str(reply.message_id),
