@@ -313,7 +313,7 @@ class Chaos:
         total = table["all"]
         await self._settle_storage()
         total.reconciled = await self._reconcile()
-        for name, value in (await self._bad_now()).items():
+        for name, value in (await self._bad_settled()).items():
             setattr(total, name, value)
         return dict(table)
 
@@ -343,16 +343,21 @@ class Chaos:
             "drift_bytes": await self._pool_drift(),
         }
 
+    async def _bad_settled(self, timeout: float = 30) -> dict[str, int]:
+        """The bad figures once the audit has recorded what the bus carried (it ingests behind the
+        bus, and a restarted audit catches up on its queue), or as they are at the deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            now = await self._bad_now()
+            if not now["audit_missing"] or loop.time() > deadline:
+                return now
+            await asyncio.sleep(0.5)
+
     async def _charge(self, kind: str) -> None:
         """After a wave has settled: what went bad since the last wave is its fault kind's."""
         await self._settle_storage(timeout=30)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while True:  # a restarted audit catches up on its queue: wait for it, with a deadline
-            now = await self._bad_now()
-            if not now["audit_missing"] or loop.time() > deadline:
-                break
-            await asyncio.sleep(0.5)
+        now = await self._bad_settled()
         charged = self.struck.setdefault(kind, Counter())
         for name, value in now.items():
             charged[name] += max(0, value - self.last.get(name, 0))
