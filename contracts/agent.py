@@ -6,7 +6,7 @@ names what it creates deterministically and stores the snapdeploy id in ``extraC
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import AgentCommand, Succeeded
 from contracts.types import (
@@ -132,6 +132,17 @@ class SeedTemplateSucceeded(Succeeded):
     size_bytes: int
 
 
+class VmShape(BaseModel):
+    """vCPUs, cores per socket, memory and CPU reservation of a VM (a service offering's shape)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    num_cpus: Vcpus
+    cores_per_socket: Vcpus = 1
+    memory_mb: MemoryMb
+    cpu_mhz: Count | None = Field(default=None, description="CPU reservation, MHz (all vCPUs).")
+
+
 class CloneFromSnapshot(AgentCommand):
     """Linked clone of a seeded template onto a chosen host and datastore, NICs stripped."""
 
@@ -141,6 +152,10 @@ class CloneFromSnapshot(AgentCommand):
     base_snapshot_ref: Ref
     host_ref: Ref
     datastore: DatastoreName
+    shape: VmShape | None = Field(
+        default=None,
+        description="Made with this shape by the clone itself (no ReconfigVM_Task); else the snapshot's.",
+    )
 
 
 class CloneFromSnapshotSucceeded(Succeeded):

@@ -205,6 +205,7 @@ async def clone_from_snapshot(
         template_ref=command.template_ref,
         base_snapshot_ref=command.base_snapshot_ref,
         host_ref=command.host_ref,
+        shape=command.shape,
     )
     return cmd.CloneFromSnapshotSucceeded(
         vm_id=command.vm_id, vm_ref=clone.vm_ref, vm_name=clone.vm_name, root_disk=clone.root_disk

@@ -140,6 +140,8 @@ async def destroy_root_volume_on_seed(d: Deployment, ctx: Ctx, planner: Planner)
 
 
 async def clone(d: Deployment, ctx: Ctx, planner: Planner):
+    """The clone is made in the offering's shape: no reconfigure step after it."""
+    d.shaped_by_clone = True
     return agent.CloneFromSnapshot(
         zone_id=d.zone,
         vm_id=str(d.vm_id),
@@ -148,6 +150,7 @@ async def clone(d: Deployment, ctx: Ctx, planner: Planner):
         base_snapshot_ref=d.seed.base_snapshot_ref,
         host_ref=d.host.ref,
         datastore=d.pool,
+        shape=shape(d),
     )
 
 
@@ -160,16 +163,21 @@ async def destroy_clone(d: Deployment, ctx: Ctx, planner: Planner):
     return agent.DestroyVm(zone_id=d.zone, vm_ref=d.vm_ref) if d.vm_ref else None
 
 
-async def reconfigure(d: Deployment, ctx: Ctx, planner: Planner):
+def shape(d: Deployment) -> agent.VmShape:
     cpus = d.offering.cpu_number
-    return agent.ReconfigureVm(
-        zone_id=d.zone,
-        vm_ref=d.vm_ref,
+    return agent.VmShape(
         num_cpus=cpus,
         cores_per_socket=d.cores_per_socket if cpus % d.cores_per_socket == 0 else 1,
         memory_mb=d.offering.memory_mb,
         cpu_mhz=d.offering.cpu_speed_mhz,
     )
+
+
+async def reconfigure(d: Deployment, ctx: Ctx, planner: Planner):
+    """Only for a clone sent without the shape (a deployment begun before clones carried it)."""
+    if d.shaped_by_clone:
+        return None
+    return agent.ReconfigureVm(zone_id=d.zone, vm_ref=d.vm_ref, **shape(d).model_dump())
 
 
 async def record_root_volume(d: Deployment, ctx: Ctx, planner: Planner):

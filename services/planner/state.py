@@ -86,6 +86,9 @@ class Deployment(State):
     host: HostChoice | None = None
     seed: Seed | None = None
     vm_ref: str | None = None
+    shaped_by_clone: bool = Field(
+        default=False, description="The clone was asked for in the offering's shape: nothing to reconfigure."
+    )
     root_disk: DiskConfig | None = None
     nics_attached: int = 0
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 from pyVmomi import vim
 
+from contracts.agent import VmShape
 from services.hypervisor_agent.vsphere import devices, inventory, ops, props
 from services.hypervisor_agent.vsphere.faults import FileMissing, InvalidRequest, NoSpace, VsphereError
 from services.hypervisor_agent.vsphere.session import VsphereSession
@@ -137,7 +138,9 @@ def seed(session: VsphereSession, snapshots: Snapshots, snapshot_ref: str, repor
     )
 
 
-def clone(session: VsphereSession, template: ops.SeedResult, vm_id: str, report=None) -> ops.CloneResult:
+def clone(
+    session: VsphereSession, template: ops.SeedResult, vm_id: str, report=None, shape=None
+) -> ops.CloneResult:
     return ops.clone_from_snapshot(
         session,
         vm_id=vm_id,
@@ -146,6 +149,7 @@ def clone(session: VsphereSession, template: ops.SeedResult, vm_id: str, report=
         base_snapshot_ref=template.base_snapshot_ref,
         host_ref=host_ref(session, "esx-1-2"),
         datastore="ds1",
+        shape=shape,
         report=report or Recorder(),
         timeout=TIMEOUT,
     )
@@ -280,6 +284,26 @@ def test_linked_clone_of_a_seed_reads_its_disk_and_has_no_nics(sim, session, sna
     assert devices.extra_config(placed["config.extraConfig"])["snapdeploy.id"] == made.vm_name.removeprefix(
         "i-"
     )
+
+
+def test_a_shaped_clone_has_the_offerings_cpus_memory_and_reservation_in_one_task(session, snapshots):
+    template = seed(session, snapshots, snapshots.s1)
+    report = Recorder()
+    shape = VmShape(num_cpus=3, cores_per_socket=1, memory_mb=1536, cpu_mhz=750)
+    made = clone(session, template, new_id(), report, shape=shape)
+
+    assert report.names == ["CloneVM_Task"], "no ReconfigVM_Task after it"
+    values = inventory.read_vm(
+        session,
+        inventory.vm_by_ref(session, made.vm_ref),
+        ["config.hardware.numCPU", "config.hardware.memoryMB", "config.cpuAllocation.reservation"],
+    )
+    assert values == {
+        "config.hardware.numCPU": 3,
+        "config.hardware.memoryMB": 1536,
+        "config.cpuAllocation.reservation": 750,
+    }
+    assert made.root_disk.parent_file == template.disk_path, "still a linked clone of the seed"
 
 
 def test_copy_volume_holds_the_data_disk_as_at_the_snapshot(sim, session, snapshots, report):

@@ -121,7 +121,6 @@ HAPPY = [
     (storage.SeedTemplateFromVmSnapshot, lambda vm: sample("storage", "SeedTemplateFromVmSnapshotSucceeded")),
     (agent.CloneFromSnapshot, lambda vm: sample("agent", "CloneFromSnapshotSucceeded", vm_ref="vm-99",
                                                 root_disk=ROOT.model_copy(update={"parent_file": "[ds]"}))),
-    (agent.ReconfigureVm, lambda vm: sample("agent", "ReconfigureVmSucceeded")),
     (storage.RecordVirtualMachine, lambda vm: sample("storage", "RecordVirtualMachineSucceeded")),
     (agent.AttachNic, lambda vm: sample("agent", "AttachNicSucceeded", mac="00:50:56:00:00:01")),
     (agent.PowerOnVm, lambda vm: sample("agent", "PowerOnVmSucceeded")),
@@ -139,7 +138,9 @@ async def test_given_a_deployment_when_every_step_succeeds_the_vm_runs_and_the_r
     history, request = History(memory), deploy_request()
     await deploy_until(history, request, len(HAPPY))
 
-    assert history.sent() == [c.type_name() for c, _ in HAPPY]
+    assert history.sent() == [c.type_name() for c, _ in HAPPY], "the clone is shaped: no ReconfigureVm"
+    [clone] = [m for m in memory.sent if m.type == "CloneFromSnapshot"]
+    assert clone.payload["shape"] == {"num_cpus": 2, "cores_per_socket": 1, "memory_mb": 128, "cpu_mhz": 100}
     [answer] = memory.answers
     assert isinstance(answer, cmd.DeployVirtualMachineSucceeded) and answer.host_id == HOST
     vm = memory.instances[request.vm_id]
@@ -166,10 +167,9 @@ async def test_once_a_snapshot_is_seeded_its_deployments_take_its_stored_configu
         # the root volume is allocated with the seeding request: undone even when the seeding fails
         (1, "seeding the template", ["DestroyVmVolumes"]),
         (2, "cloning", ["DestroyVmVolumes"]),
-        (3, "reconfiguring", ["DestroyVm", "DestroyVmVolumes"]),
-        (4, "recording the root volume", ["DestroyVm", "DestroyVmVolumes"]),
-        (5, "adding NIC 0 on network pg-web", ["DestroyVm", "DestroyVmVolumes"]),
-        (6, "powering on", ["DestroyVm", "DestroyVmVolumes"]),
+        (3, "recording the root volume", ["DestroyVm", "DestroyVmVolumes"]),
+        (4, "adding NIC 0 on network pg-web", ["DestroyVm", "DestroyVmVolumes"]),
+        (5, "powering on", ["DestroyVm", "DestroyVmVolumes"]),
     ],
 )
 async def test_given_a_deployment_when_a_step_fails_what_was_made_is_undone_last_first(
@@ -199,7 +199,7 @@ async def test_given_a_deployment_when_a_step_fails_what_was_made_is_undone_last
 async def test_a_failing_undo_does_not_stop_the_next_one(memory):
     history, request = History(memory), deploy_request()
     await deploy_until(history, request, 3)
-    await history.fail(agent.ReconfigureVm)
+    await history.fail(storage.RecordVirtualMachine)
     await history.fail(agent.DestroyVm, text="the VM is gone already")
     assert history.sent()[-2:] == ["DestroyVm", "DestroyVmVolumes"]
     await history.reply(sample("storage", "DestroyVmVolumesSucceeded"))

@@ -169,6 +169,7 @@ func cloneVM(c *call) (types.AnyType, types.BaseMethodFault) {
 			cs.GuestId = sc.GuestId
 		}
 		cs.InstanceUuid = sc.InstanceUuid
+		cs.CpuAllocation = sc.CpuAllocation
 		override = sc.ExtraConfig
 	}
 	cs.ExtraConfig = mergeExtraConfig(cfg.ExtraConfig, override)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pyVmomi import vim
 
+from contracts.agent import VmShape
 from contracts.vsphere import DiskConfig
 from services.hypervisor_agent.vsphere import datastore as files
 from services.hypervisor_agent.vsphere import devices, inventory, vm_ops
@@ -39,10 +40,14 @@ def clone_from_snapshot(
     base_snapshot_ref: str,
     host_ref: str,
     datastore: str,
+    shape: VmShape | None = None,
     report: Report,
     timeout: float,
 ) -> Steps:
     """Linked clone of a template from its base snapshot onto a host and datastore, powered off, without NICs.
+
+    With a ``shape`` the clone is made with those vCPUs, memory and CPU reservation (one task:
+    vCenter applies a clone's config spec as it creates the VM).
 
     The VM name is the lock: a VM of that name with this ``snapdeploy.id`` is the result of an
     earlier call and is returned; one with another id is a DuplicateName error. A clone that
@@ -57,6 +62,15 @@ def clone_from_snapshot(
     host = inventory.host_by_ref(session, host_ref)
     pool = inventory.host_root_pool(session, host)
     target = files.require_datastore(session, datastore)
+    config = vim.vm.ConfigSpec(
+        extraConfig=[vim.option.OptionValue(key=SNAPDEPLOY_KEY, value=vm_id)],
+        # the clone starts from the base snapshot's devices: drop its NICs
+        deviceChange=[
+            devices.remove(nic) for nic in devices.nics(base_config.get("config.hardware.device") or [])
+        ],
+    )
+    if shape is not None:
+        vm_ops.shape_spec(config, shape)
     spec = vim.vm.CloneSpec(
         location=vim.vm.RelocateSpec(
             diskMoveType="createNewChildDiskBacking", host=host, datastore=target, pool=pool
@@ -64,13 +78,7 @@ def clone_from_snapshot(
         snapshot=base.snapshot,
         template=False,
         powerOn=False,
-        config=vim.vm.ConfigSpec(
-            extraConfig=[vim.option.OptionValue(key=SNAPDEPLOY_KEY, value=vm_id)],
-            # the clone starts from the base snapshot's devices: drop its NICs
-            deviceChange=[
-                devices.remove(nic) for nic in devices.nics(base_config.get("config.hardware.device") or [])
-            ],
-        ),
+        config=config,
     )
     folder = inventory.vm_folder(session)
     try:

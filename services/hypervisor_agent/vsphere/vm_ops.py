@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pyVmomi import vim
 
+from contracts.agent import VmShape
 from services.hypervisor_agent.vsphere import devices, inventory, props
 from services.hypervisor_agent.vsphere.faults import FileMissing, InvalidRequest
 from services.hypervisor_agent.vsphere.session import VsphereSession
@@ -85,10 +86,20 @@ def reconfigure_vm(
         wanted["config.cpuAllocation.reservation"] = cpu_mhz
     if all(now.get(path) == value for path, value in wanted.items()):
         return
-    spec = vim.vm.ConfigSpec(numCPUs=num_cpus, numCoresPerSocket=cores_per_socket, memoryMB=memory_mb)
-    if cpu_mhz is not None:
-        spec.cpuAllocation = vim.ResourceAllocationInfo(reservation=cpu_mhz)
+    shape = VmShape(
+        num_cpus=num_cpus, cores_per_socket=cores_per_socket, memory_mb=memory_mb, cpu_mhz=cpu_mhz
+    )
+    spec = shape_spec(vim.vm.ConfigSpec(), shape)
     yield from reconfigure_steps(session, vm, spec, report=report, timeout=timeout)
+
+
+def shape_spec(spec: vim.vm.ConfigSpec, shape: VmShape) -> vim.vm.ConfigSpec:
+    """``spec`` also setting the shape's vCPUs, cores per socket, memory and CPU reservation."""
+    spec.numCPUs, spec.memoryMB = shape.num_cpus, shape.memory_mb
+    spec.numCoresPerSocket = shape.cores_per_socket
+    if shape.cpu_mhz is not None:
+        spec.cpuAllocation = vim.ResourceAllocationInfo(reservation=shape.cpu_mhz)
+    return spec
 
 
 @stepwise
