@@ -33,7 +33,7 @@ from contracts.catalogue import Catalogue, MessageSpec, failed_reply
 from contracts.envelope import Envelope
 from contracts.errors import ErrorCode
 from contracts.events import QueryFailed
-from contracts.topology import QueueSpec
+from contracts.topology import COMMANDS, QUERIES, QueueSpec, command_routing_key, query_routing_key
 from shared.bus.explain import clip, explain
 from shared.errors import DomainError, InvalidMessage
 from shared.identity import Identity
@@ -140,6 +140,7 @@ class Dispatcher:
             message = spec.model.model_validate(envelope.payload)
         except ValidationError as error:
             raise InvalidMessage(f"invalid {envelope.type}: {explain(error)}") from None
+        _check_route(delivery, spec, message)
         return envelope, spec, message
 
     async def _process(self, delivery: AbstractIncomingMessage) -> None:
@@ -359,3 +360,21 @@ class Dispatcher:
             await settlement
         except Exception as error:
             log.warning("could not settle delivery (will be redelivered)", error=repr(error))
+
+
+def _check_route(delivery: AbstractIncomingMessage, spec: MessageSpec, message: Message) -> None:
+    """A command or query travels under its own routing key (``planner.deploy_virtual_machine``,
+    ``agent.<zone>.clone_from_snapshot``): one published under another key is refused, whichever
+    queue that key reached, so what a key (and a topic permission on it) names is what runs."""
+    exchange = getattr(delivery, "exchange", None)
+    if exchange == COMMANDS.name:
+        expected = command_routing_key(message) if spec.kind == "command" else None
+    elif exchange == QUERIES.name:
+        expected = query_routing_key(message) if spec.kind == "query" else None
+    else:
+        return  # events, and replies sent straight to a queue
+    if delivery.routing_key != expected:
+        raise InvalidMessage(
+            f"{spec.type} is not sent under routing key {clip(delivery.routing_key or '')!r}"
+            + (f" (its key is {expected!r})" if expected else f" (not a {exchange} message)")
+        )

@@ -442,7 +442,7 @@ def expect(message: Fuzzed, zone: str) -> Expected:
     if queue is None:
         return Expected(None, False, None, None, False)
     namespace = queue.name.split(".")[0]
-    valid, model = _valid_at(message.body, namespace)
+    valid, model = _valid_at(message.body, namespace, message.routing_key)
     # a query's answer goes only to its reply-to, and only when that is the sender's own queue
     answered = not message.foreign_reply_to
     if valid:
@@ -463,8 +463,9 @@ def expect(message: Fuzzed, zone: str) -> Expected:
     return Expected(queue.name, False, None, None, True)
 
 
-def _valid_at(body: bytes, namespace: str):
-    """Whether the service of ``namespace`` would take ``body`` as one of its commands or queries."""
+def _valid_at(body: bytes, namespace: str, routing_key: str):
+    """Whether the service of ``namespace`` would take ``body`` as one of its commands or queries
+    (under ``routing_key``: a message under another key than its own is refused as invalid)."""
     try:
         envelope = Envelope.model_validate_json(body)
     except ValidationError:
@@ -477,8 +478,10 @@ def _valid_at(body: bytes, namespace: str):
     ):
         return False, None
     try:
-        spec.model.model_validate(envelope.payload)
+        message = spec.model.model_validate(envelope.payload)
     except ValidationError:
+        return False, None
+    if routing_key != message.routing_key():
         return False, None
     return True, spec.model
 

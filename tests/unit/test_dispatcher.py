@@ -53,6 +53,7 @@ class FakeDelivery:
     body: bytes
     type: str | None = "Ping"
     routing_key: str = "unit.ping"
+    exchange: str = "snapdeploy.commands"
     message_id: str | None = None
     correlation_id: str | None = None
     reply_to: str | None = None
@@ -151,6 +152,26 @@ async def test_invalid_payload_is_rejected_with_a_431_reply():
     assert reply.envelope.payload["error_code"] == 431
     assert "text is required" in reply.envelope.payload["error_text"]
     assert reply.envelope.causation_id == envelope.message_id
+
+
+@pytest.mark.parametrize("key", ["unit.look", "unit.ping.extra", "unit"])
+async def test_a_command_under_another_routing_key_is_refused_with_a_431_and_not_handled(key):
+    handled = []
+
+    async def record(cmd, ctx):
+        handled.append(cmd)
+        return PingSucceeded(text=cmd.text)
+
+    d, effects = dispatcher(record)
+    delivery = delivery_of(Ping(text="x"), routing_key=key)
+    await d(delivery)
+    assert handled == [] and delivery.settled == [("reject", False)]
+    [reply] = effects.published
+    assert (reply.envelope.type, reply.envelope.payload["error_code"]) == ("PingFailed", 431)
+    assert (
+        f"Ping is not sent under routing key '{key}' (its key is 'unit.ping')"
+        in (reply.envelope.payload["error_text"])
+    )
 
 
 async def test_unreadable_bytes_are_rejected_and_answered_from_the_amqp_properties():
