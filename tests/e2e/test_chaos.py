@@ -22,7 +22,9 @@ from tests.support.private_pg import PrivatePostgres
 from tests.support.rabbit_cluster import SERVER, Cluster
 from tests.support.stack import Stack
 
-pytestmark = pytest.mark.e2e
+ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "2"))
+# A round takes 10-25 s (one that kills a RabbitMQ node waits for it to rejoin): room for each.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300 + 40 * ROUNDS)]
 QUICK = {
     "step_timeout": 30,
     "copy_timeout": 120,
@@ -68,7 +70,7 @@ async def postgres():
 
 
 async def test_chaos_loses_nothing_doubles_nothing_and_leaves_nothing_behind(rabbit: Cluster, postgres):
-    rounds = int(os.environ.get("CHAOS_ROUNDS", "2"))
+    rounds = ROUNDS
     seed = int(os.environ.get("CHAOS_SEED") or random.randrange(2**32))
     kinds = [k for k in os.environ.get("CHAOS_KINDS", "").split(",") if k]
     for noisy in ("aio_pika", "aiormq"):  # every reconnect attempt while the broker is down
