@@ -143,8 +143,26 @@ class VmShape(BaseModel):
     cpu_mhz: Count | None = Field(default=None, description="CPU reservation, MHz (all vCPUs).")
 
 
+class NicRequest(BaseModel):
+    """A NIC on a port group; its snapdeploy id gives its MAC (so a repeated request finds it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nic_id: Ref
+    network: Name = Field(description="Port group name.")
+    adapter_type: Name = "vmxnet3"
+
+
+class ClonedNic(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nic_id: str
+    device_key: int
+    mac: str
+
+
 class CloneFromSnapshot(AgentCommand):
-    """Linked clone of a seeded template onto a chosen host and datastore, NICs stripped."""
+    """Linked clone of a seeded template onto a chosen host and datastore; its NICs are those asked for."""
 
     vm_id: Ref = Field(description="snapdeploy id of the new instance.")
     vm_name: Name
@@ -156,15 +174,21 @@ class CloneFromSnapshot(AgentCommand):
         default=None,
         description="Made with this shape by the clone itself (no ReconfigVM_Task); else the snapshot's.",
     )
+    nics: list[NicRequest] = Field(
+        default_factory=list,
+        max_length=10,  # vSphere: 10 NICs per VM
+        description="Made with these NICs, in this order, by the clone itself (no ReconfigVM_Task each).",
+    )
 
 
 class CloneFromSnapshotSucceeded(Succeeded):
-    """The new VM exists, powered off, without NICs."""
+    """The new VM exists, powered off, with the NICs asked for (none unless asked)."""
 
     vm_id: str
     vm_ref: str
     vm_name: str
     root_disk: DiskConfig
+    nics: list[ClonedNic] = Field(default_factory=list)
 
 
 class CopyVolumeFromSnapshot(AgentCommand):

@@ -206,9 +206,14 @@ async def clone_from_snapshot(
         base_snapshot_ref=command.base_snapshot_ref,
         host_ref=command.host_ref,
         shape=command.shape,
+        nics=command.nics,
     )
     return cmd.CloneFromSnapshotSucceeded(
-        vm_id=command.vm_id, vm_ref=clone.vm_ref, vm_name=clone.vm_name, root_disk=clone.root_disk
+        vm_id=command.vm_id,
+        vm_ref=clone.vm_ref,
+        vm_name=clone.vm_name,
+        root_disk=clone.root_disk,
+        nics=clone.nics,
     )
 
 

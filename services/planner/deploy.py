@@ -140,8 +140,9 @@ async def destroy_root_volume_on_seed(d: Deployment, ctx: Ctx, planner: Planner)
 
 
 async def clone(d: Deployment, ctx: Ctx, planner: Planner):
-    """The clone is made in the offering's shape: no reconfigure step after it."""
-    d.shaped_by_clone = True
+    """The clone is made in the offering's shape and with its NICs: no reconfigure, no NIC
+    command after it (the NIC step only records them)."""
+    d.shaped_by_clone = d.nics_in_clone = True
     return agent.CloneFromSnapshot(
         zone_id=d.zone,
         vm_id=str(d.vm_id),
@@ -151,11 +152,13 @@ async def clone(d: Deployment, ctx: Ctx, planner: Planner):
         host_ref=d.host.ref,
         datastore=d.pool,
         shape=shape(d),
+        nics=[agent.NicRequest(nic_id=str(n.nic_id), network=n.network) for n in d.networks],
     )
 
 
 async def cloned(d: Deployment, reply: agent.CloneFromSnapshotSucceeded, ctx: Ctx, planner: Planner):
     d.vm_ref, d.root_disk = reply.vm_ref, reply.root_disk
+    d.cloned_macs = {nic.nic_id: nic.mac for nic in reply.nics}
     await store.cloned(ctx.conn, d.vm_id, d.vm_ref)
 
 
@@ -203,7 +206,12 @@ def adding_nic(d: Deployment) -> str:
 
 
 async def attach_nic(d: Deployment, ctx: Ctx, planner: Planner):
-    """The next NIC, in the order the networks were asked for."""
+    """The next NIC, in the order the networks were asked for; made with the clone, all are only
+    recorded here (after the root volume, as NICs added one by one are)."""
+    if d.nics_in_clone:
+        while d.nics_attached < len(d.networks):
+            await nic_made(d, ctx, d.cloned_macs[str(d.networks[d.nics_attached].nic_id)])
+        return None
     if d.nics_attached == len(d.networks):
         return None
     nic = d.networks[d.nics_attached]
@@ -211,12 +219,16 @@ async def attach_nic(d: Deployment, ctx: Ctx, planner: Planner):
 
 
 async def nic_attached(d: Deployment, reply: agent.AttachNicSucceeded, ctx: Ctx, planner: Planner):
+    await nic_made(d, ctx, reply.mac)
+    return AGAIN
+
+
+async def nic_made(d: Deployment, ctx: Ctx, mac: str) -> None:
     index, nic = d.nics_attached, d.networks[d.nics_attached]
-    await store.nic_reserved(ctx.conn, nic.nic_id, reply.mac)
-    description = f"NIC {index} of {d.name} on {nic.network} ({reply.mac})"
+    await store.nic_reserved(ctx.conn, nic.nic_id, mac)
+    description = f"NIC {index} of {d.name} on {nic.network} ({mac})"
     ctx.action("NIC.CREATE", "Completed", "Nic", nic.nic_id, nic.network, description, account_id=d.account)
     d.nics_attached += 1
-    return AGAIN
 
 
 async def power_on(d: Deployment, ctx: Ctx, planner: Planner):

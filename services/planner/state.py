@@ -89,6 +89,10 @@ class Deployment(State):
     shaped_by_clone: bool = Field(
         default=False, description="The clone was asked for in the offering's shape: nothing to reconfigure."
     )
+    nics_in_clone: bool = Field(default=False, description="The clone was asked for with the NICs.")
+    cloned_macs: dict[str, str] = Field(
+        default_factory=dict, description="NIC id -> MAC, made with the clone."
+    )
     root_disk: DiskConfig | None = None
     nics_attached: int = 0
 

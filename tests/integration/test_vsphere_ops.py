@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import pytest
 from pyVmomi import vim
 
-from contracts.agent import VmShape
-from services.hypervisor_agent.vsphere import devices, inventory, ops, props
+from contracts.agent import NicRequest, VmShape
+from services.hypervisor_agent.vsphere import devices, inventory, ops, props, vm_ops
 from services.hypervisor_agent.vsphere.faults import FileMissing, InvalidRequest, NoSpace, VsphereError
 from services.hypervisor_agent.vsphere.session import VsphereSession
 from services.hypervisor_agent.vsphere.tasks import TaskOutcome
@@ -139,7 +139,7 @@ def seed(session: VsphereSession, snapshots: Snapshots, snapshot_ref: str, repor
 
 
 def clone(
-    session: VsphereSession, template: ops.SeedResult, vm_id: str, report=None, shape=None
+    session: VsphereSession, template: ops.SeedResult, vm_id: str, report=None, shape=None, nics=()
 ) -> ops.CloneResult:
     return ops.clone_from_snapshot(
         session,
@@ -150,6 +150,7 @@ def clone(
         host_ref=host_ref(session, "esx-1-2"),
         datastore="ds1",
         shape=shape,
+        nics=nics,
         report=report or Recorder(),
         timeout=TIMEOUT,
     )
@@ -304,6 +305,31 @@ def test_a_shaped_clone_has_the_offerings_cpus_memory_and_reservation_in_one_tas
         "config.cpuAllocation.reservation": 750,
     }
     assert made.root_disk.parent_file == template.disk_path, "still a linked clone of the seed"
+
+
+def test_a_clone_with_nics_has_them_in_order_with_macs_from_their_ids_in_one_task(session, snapshots):
+    template = seed(session, snapshots, snapshots.s1)
+    report = Recorder()
+    asked = [NicRequest(nic_id=new_id(), network="pg-db"), NicRequest(nic_id=new_id(), network="pg-web")]
+    vm_id = new_id()
+    made = clone(session, template, vm_id, report, nics=asked)
+
+    assert report.names == ["CloneVM_Task"], "no ReconfigVM_Task per NIC"
+    on_vm = devices.nics(vm_devices(session, made.vm_ref))
+    assert [(n.key, n.macAddress, n.backing.deviceName) for n in on_vm] == [
+        (nic.device_key, nic.mac, net) for nic, net in zip(made.nics, ["pg-db", "pg-web"], strict=True)
+    ]
+    assert [n.mac for n in made.nics] == [vm_ops.nic_mac(a.nic_id) for a in asked]
+    again = clone(session, template, vm_id, nics=asked)  # a redelivery finds the clone and its NICs
+    assert again.nics == made.nics and len(devices.nics(vm_devices(session, made.vm_ref))) == 2
+
+
+def test_a_clone_with_a_nic_on_an_unknown_port_group_is_431_and_makes_no_vm(session, snapshots):
+    template = seed(session, snapshots, snapshots.s1)
+    vm_id = new_id()
+    with pytest.raises(InvalidRequest, match="port group 'pg-nowhere' not found on host esx-1-2"):
+        clone(session, template, vm_id, nics=[NicRequest(nic_id=new_id(), network="pg-nowhere")])
+    assert f"i-{vm_id}" not in vm_names(session)
 
 
 def test_copy_volume_holds_the_data_disk_as_at_the_snapshot(sim, session, snapshots, report):

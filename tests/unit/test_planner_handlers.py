@@ -115,15 +115,23 @@ def deploy_request(**kw) -> cmd.DeployVirtualMachine:
     )
 
 
-# The deployment's replies, step by step, each with the command it answers.
+def cloned(sent: Envelope, mac: str = "00:50:56:00:00:01"):
+    """The clone's reply: the VM, its root disk on the seed's, and the NICs it was asked for."""
+    nics = [
+        {"nic_id": n["nic_id"], "device_key": 4000 + i, "mac": mac}
+        for i, n in enumerate(sent.payload["nics"])
+    ]
+    return sample("agent", "CloneFromSnapshotSucceeded", vm_ref="vm-99",
+                  root_disk=ROOT.model_copy(update={"parent_file": "[ds]"}), nics=nics)  # fmt: skip
+
+
+# The deployment's replies, step by step, each with the command it answers (and given it).
 HAPPY = [
-    (agent.GetVmSnapshotConfigs, lambda vm: sample("agent", "GetVmSnapshotConfigsSucceeded", config=CONFIG)),
-    (storage.SeedTemplateFromVmSnapshot, lambda vm: sample("storage", "SeedTemplateFromVmSnapshotSucceeded")),
-    (agent.CloneFromSnapshot, lambda vm: sample("agent", "CloneFromSnapshotSucceeded", vm_ref="vm-99",
-                                                root_disk=ROOT.model_copy(update={"parent_file": "[ds]"}))),
-    (storage.RecordVirtualMachine, lambda vm: sample("storage", "RecordVirtualMachineSucceeded")),
-    (agent.AttachNic, lambda vm: sample("agent", "AttachNicSucceeded", mac="00:50:56:00:00:01")),
-    (agent.PowerOnVm, lambda vm: sample("agent", "PowerOnVmSucceeded")),
+    (agent.GetVmSnapshotConfigs, lambda _: sample("agent", "GetVmSnapshotConfigsSucceeded", config=CONFIG)),
+    (storage.SeedTemplateFromVmSnapshot, lambda _: sample("storage", "SeedTemplateFromVmSnapshotSucceeded")),
+    (agent.CloneFromSnapshot, cloned),
+    (storage.RecordVirtualMachine, lambda _: sample("storage", "RecordVirtualMachineSucceeded")),
+    (agent.PowerOnVm, lambda _: sample("agent", "PowerOnVmSucceeded")),
 ]  # fmt: skip
 
 
@@ -131,16 +139,19 @@ async def deploy_until(history: History, request, steps_that_succeed: int) -> No
     await history.command(request)
     for command_type, reply in HAPPY[:steps_that_succeed]:
         assert history.sent()[-1] == command_type.type_name()
-        await history.reply(reply(request.vm_id))
+        await history.reply(reply(history.memory.sent[-1]))
 
 
 async def test_given_a_deployment_when_every_step_succeeds_the_vm_runs_and_the_request_is_answered(memory):
     history, request = History(memory), deploy_request()
     await deploy_until(history, request, len(HAPPY))
 
-    assert history.sent() == [c.type_name() for c, _ in HAPPY], "the clone is shaped: no ReconfigureVm"
+    assert history.sent() == [c.type_name() for c, _ in HAPPY], (
+        "shaped, with its NICs: no Reconfigure, AttachNic"
+    )
     [clone] = [m for m in memory.sent if m.type == "CloneFromSnapshot"]
     assert clone.payload["shape"] == {"num_cpus": 2, "cores_per_socket": 1, "memory_mb": 128, "cpu_mhz": 100}
+    assert [n["network"] for n in clone.payload["nics"]] == ["pg-web"]
     [answer] = memory.answers
     assert isinstance(answer, cmd.DeployVirtualMachineSucceeded) and answer.host_id == HOST
     vm = memory.instances[request.vm_id]
@@ -168,8 +179,7 @@ async def test_once_a_snapshot_is_seeded_its_deployments_take_its_stored_configu
         (1, "seeding the template", ["DestroyVmVolumes"]),
         (2, "cloning", ["DestroyVmVolumes"]),
         (3, "recording the root volume", ["DestroyVm", "DestroyVmVolumes"]),
-        (4, "adding NIC 0 on network pg-web", ["DestroyVm", "DestroyVmVolumes"]),
-        (5, "powering on", ["DestroyVm", "DestroyVmVolumes"]),
+        (4, "powering on", ["DestroyVm", "DestroyVmVolumes"]),
     ],
 )
 async def test_given_a_deployment_when_a_step_fails_what_was_made_is_undone_last_first(
@@ -266,8 +276,12 @@ async def test_a_reply_of_another_type_than_the_step_awaits_moves_nothing(memory
     assert memory.answers == [] and history.sent() == ["GetVmSnapshotConfigs"]
 
 
+NIC = uuid.UUID("5f0c3a52-0000-4000-8000-000000000001")
+
+
 async def test_a_deployment_stored_before_typed_state_carries_on(memory):
-    """A row of the old flat shape, awaiting its clone: the reply moves it to reconfigure."""
+    """A row of the old flat shape, awaiting a clone sent without shape or NICs: the reply moves it
+    to reconfigure, and each network gets its AttachNic after the root volume is recorded."""
     vm_id = uuid.uuid4()
     memory.instances[vm_id] = {"uuid": vm_id, "name": "old", "state": "Starting", "reserved": True,
                                "host_uuid": HOST, "root_volume_id": uuid.uuid4(),
@@ -276,7 +290,8 @@ async def test_a_deployment_stored_before_typed_state_carries_on(memory):
         "source_vm_ref": "vm-1", "snapshot_ref": "snap-1", "snapshot_id": str(S1), "zone": "zone1",
         "name": "old", "account": str(ACCOUNT), "pool": "ds1",
         "offering": {"name": "small", "cpu_number": 2, "cpu_speed_mhz": 100, "memory_mb": 128},
-        "networks": [], "host_id": None, "template_id": None, "disk_offering_id": None,
+        "networks": [{"nic_id": str(NIC), "network": "pg-web", "network_id": str(WEB)}],
+        "host_id": None, "template_id": None, "disk_offering_id": None,
         "cores_per_socket": 1, "root_size": 2**30,
         "host": {"uuid": str(HOST), "ref": "host-1", "name": "esx-1-1"},
         "seed": {"id": str(uuid.uuid4()), "template_ref": "vm-7", "base": "snap-7"},
@@ -290,13 +305,22 @@ async def test_a_deployment_stored_before_typed_state_carries_on(memory):
         host_ref="host-1", datastore="ds1"), source="planner")  # fmt: skip
     memory.sent.append(clone_sent)
     memory.awaited[clone_sent.message_id] = ("deploy", vm_id)
+    memory.nics[NIC] = {"instance_uuid": vm_id, "network_uuid": WEB, "order": 0, "state": "Allocated"}
 
     history = History(memory)
-    await history.reply(sample("agent", "CloneFromSnapshotSucceeded", vm_ref="vm-42", root_disk=ROOT))
+    await history.reply(
+        sample("agent", "CloneFromSnapshotSucceeded", vm_ref="vm-42", root_disk=ROOT, nics=[])
+    )
     assert history.sent()[-1] == "ReconfigureVm"
     assert memory.sent[-1].payload["vm_ref"] == "vm-42"
     row = memory.sagas[("deploy", vm_id)]
     assert row["data"]["v"] == 2 and row["data"]["completed"][-1] == "clone", "stored typed from now on"
+    await history.reply(sample("agent", "ReconfigureVmSucceeded"))
+    await history.reply(sample("storage", "RecordVirtualMachineSucceeded"))
+    assert history.sent()[-1] == "AttachNic" and memory.sent[-1].payload["nic_id"] == str(NIC)
+    await history.reply(sample("agent", "AttachNicSucceeded", mac="00:50:56:00:00:07"))
+    assert history.sent()[-1] == "PowerOnVm"
+    assert memory.nics[NIC]["mac"] == "00:50:56:00:00:07"
 
 
 # -- lifecycle and snapshots -----------------------------------------------------------------------

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from pyVmomi import vim
 
-from contracts.agent import VmShape
+from contracts.agent import ClonedNic, NicRequest, VmShape
 from contracts.vsphere import DiskConfig
 from services.hypervisor_agent.vsphere import datastore as files
 from services.hypervisor_agent.vsphere import devices, inventory, vm_ops
@@ -28,6 +29,7 @@ class CloneResult:
     vm_ref: str
     vm_name: str
     root_disk: DiskConfig
+    nics: list[ClonedNic] = field(default_factory=list)
 
 
 @stepwise
@@ -41,13 +43,15 @@ def clone_from_snapshot(
     host_ref: str,
     datastore: str,
     shape: VmShape | None = None,
+    nics: Sequence[NicRequest] = (),
     report: Report,
     timeout: float,
 ) -> Steps:
     """Linked clone of a template from its base snapshot onto a host and datastore, powered off, without NICs.
 
-    With a ``shape`` the clone is made with those vCPUs, memory and CPU reservation (one task:
-    vCenter applies a clone's config spec as it creates the VM).
+    With a ``shape`` the clone is made with those vCPUs, memory and CPU reservation, and with
+    ``nics`` it gets those NICs instead of the snapshot's (MACs derived from their ids): one task,
+    for vCenter applies a clone's config spec as it creates the VM.
 
     The VM name is the lock: a VM of that name with this ``snapdeploy.id`` is the result of an
     earlier call and is returned; one with another id is a DuplicateName error. A clone that
@@ -56,17 +60,20 @@ def clone_from_snapshot(
     template, so waiting would serialise concurrent deployments.
     """
     if (existing := inventory.find_own_vm(session, vm_name, vm_id)) is not None:
-        return _clone_result(session, existing, vm_name)
+        return _clone_result(session, existing, vm_name, nics)
     template = inventory.vm_by_ref(session, template_ref)
     base_config, base = snapshot_config(session, template_ref, base_snapshot_ref)
     host = inventory.host_by_ref(session, host_ref)
+    for nic in nics:
+        vm_ops.require_port_group(session, host, nic.network)
     pool = inventory.host_root_pool(session, host)
     target = files.require_datastore(session, datastore)
     config = vim.vm.ConfigSpec(
         extraConfig=[vim.option.OptionValue(key=SNAPDEPLOY_KEY, value=vm_id)],
-        # the clone starts from the base snapshot's devices: drop its NICs
+        # the clone starts from the base snapshot's devices: its NICs are replaced by ours
         deviceChange=[
-            devices.remove(nic) for nic in devices.nics(base_config.get("config.hardware.device") or [])
+            *(devices.remove(nic) for nic in devices.nics(base_config.get("config.hardware.device") or [])),
+            *(devices.add(_new_nic(nic, key=-1 - i)) for i, nic in enumerate(nics)),
         ],
     )
     if shape is not None:
@@ -92,7 +99,7 @@ def clone_from_snapshot(
         )
     except DuplicateName:
         if (twin := inventory.find_own_vm(session, vm_name, vm_id)) is not None:
-            return _clone_result(session, twin, vm_name)
+            return _clone_result(session, twin, vm_name, nics)
         raise
     except TaskTimeout:
         raise  # the clone may still finish: a repeated call finds it by name
@@ -100,7 +107,7 @@ def clone_from_snapshot(
         # vCenter normally removes a failed clone; make sure nothing of ours is left by that name.
         cleanup_step(lambda: _destroy_own_vm(session, vm_name, vm_id, report, timeout))
         raise
-    result = _clone_result(session, outcome.result, vm_name)
+    result = _clone_result(session, outcome.result, vm_name, nics)
     seed_disk = devices.root_disk(
         list(base_config.get("config.hardware.device") or []), base_config.get("config.bootOptions")
     )
@@ -117,13 +124,30 @@ def clone_from_snapshot(
     return result
 
 
-def _clone_result(session: VsphereSession, vm: vim.VirtualMachine, name: str) -> CloneResult:
+def _new_nic(nic: NicRequest, *, key: int):
+    return devices.new_nic(
+        network=nic.network, adapter=nic.adapter_type, mac=vm_ops.nic_mac(nic.nic_id), key=key
+    )
+
+
+def _clone_result(
+    session: VsphereSession, vm: vim.VirtualMachine, name: str, nics: Sequence[NicRequest]
+) -> CloneResult:
     values = inventory.require_vm(session, vm, ["config.hardware.device", "config.bootOptions"])
     device_list = list(values["config.hardware.device"])
     root = devices.root_disk(device_list, values.get("config.bootOptions"))
     if root is None:
         raise InvalidRequest(f"clone {name} has no disk", fault="InvalidState")
-    return CloneResult(vm_ref=vm._moId, vm_name=name, root_disk=devices.describe_disk(device_list, root))
+    keys = {(n.macAddress or "").lower(): n.key for n in devices.nics(device_list)}
+    made = []
+    for nic in nics:
+        mac = vm_ops.nic_mac(nic.nic_id)
+        if mac not in keys:
+            raise InvalidRequest(f"clone {name} was made without its NIC {mac}", fault="NotFound")
+        made.append(ClonedNic(nic_id=nic.nic_id, device_key=keys[mac], mac=mac))
+    return CloneResult(
+        vm_ref=vm._moId, vm_name=name, root_disk=devices.describe_disk(device_list, root), nics=made
+    )
 
 
 def _destroy_own_vm(session: VsphereSession, name: str, vm_id: str, report: Report, timeout: float) -> None:

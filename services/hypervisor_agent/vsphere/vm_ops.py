@@ -120,11 +120,11 @@ def attach_nic(
     that already has a NIC with that MAC gets nothing new.
     """
     vm = inventory.vm_by_ref(session, vm_ref)
-    mac = (mac or devices.deterministic_mac(nic_id)).lower()
+    mac = (mac or nic_mac(nic_id)).lower()
     values = inventory.require_vm(session, vm, ["config.hardware.device", "runtime.host"])
     if (key := _nic_key(values, mac)) is not None:
         return key, mac
-    _require_port_group(session, values.get("runtime.host"), network)
+    require_port_group(session, values.get("runtime.host"), network)
     nic = devices.new_nic(network=network, adapter=adapter_type, mac=mac)
     spec = vim.vm.ConfigSpec(deviceChange=[devices.add(nic)])
     yield from reconfigure_steps(session, vm, spec, report=report, timeout=timeout)
@@ -132,6 +132,11 @@ def attach_nic(
     if key is None:
         raise InvalidRequest(f"NIC {mac} was added to VM {vm_ref} but is not on it", fault="NotFound")
     return key, mac
+
+
+def nic_mac(nic_id: str) -> str:
+    """The MAC a NIC of this snapdeploy id gets: how a repeated request finds the NIC it made."""
+    return devices.deterministic_mac(nic_id).lower()
 
 
 def detach_nic(session: VsphereSession, vm_ref: str, *, mac: str, report: Report, timeout: float) -> None:
@@ -226,7 +231,7 @@ def _nic_key(values: dict, mac: str) -> int | None:
     return next((n.key for n in nics if (n.macAddress or "").lower() == mac), None)
 
 
-def _require_port_group(session: VsphereSession, host: vim.HostSystem | None, network: str) -> None:
+def require_port_group(session: VsphereSession, host: vim.HostSystem | None, network: str) -> None:
     if host is None:
         raise InvalidRequest(
             f"VM has no host, so port group {network!r} cannot be checked", fault="InvalidState"
