@@ -142,7 +142,7 @@ async def destroy_root_volume_on_seed(d: Deployment, ctx: Ctx, planner: Planner)
 async def clone(d: Deployment, ctx: Ctx, planner: Planner):
     """The clone is made in the offering's shape and with its NICs: no reconfigure, no NIC
     command after it (the NIC step only records them)."""
-    d.shaped_by_clone = d.nics_in_clone = True
+    d.clone_made_whole = True
     return agent.CloneFromSnapshot(
         zone_id=d.zone,
         vm_id=str(d.vm_id),
@@ -178,7 +178,7 @@ def shape(d: Deployment) -> agent.VmShape:
 
 async def reconfigure(d: Deployment, ctx: Ctx, planner: Planner):
     """Only for a clone sent without the shape (a deployment begun before clones carried it)."""
-    if d.shaped_by_clone:
+    if d.clone_made_whole:
         return None
     return agent.ReconfigureVm(zone_id=d.zone, vm_ref=d.vm_ref, **shape(d).model_dump())
 
@@ -208,7 +208,7 @@ def adding_nic(d: Deployment) -> str:
 async def attach_nic(d: Deployment, ctx: Ctx, planner: Planner):
     """The next NIC, in the order the networks were asked for; made with the clone, all are only
     recorded here (after the root volume, as NICs added one by one are)."""
-    if d.nics_in_clone:
+    if d.clone_made_whole:
         while d.nics_attached < len(d.networks):
             await nic_made(d, ctx, d.cloned_macs[str(d.networks[d.nics_attached].nic_id)])
         return None

@@ -86,10 +86,11 @@ class Deployment(State):
     host: HostChoice | None = None
     seed: Seed | None = None
     vm_ref: str | None = None
-    shaped_by_clone: bool = Field(
-        default=False, description="The clone was asked for in the offering's shape: nothing to reconfigure."
+    clone_made_whole: bool = Field(
+        default=False,
+        description="The clone was asked for in the offering's shape and with the NICs: nothing to "
+        "reconfigure or attach after it (False: a deployment begun before clones carried them).",
     )
-    nics_in_clone: bool = Field(default=False, description="The clone was asked for with the NICs.")
     cloned_macs: dict[str, str] = Field(
         default_factory=dict, description="NIC id -> MAC, made with the clone."
     )

@@ -47,7 +47,7 @@ def clone_from_snapshot(
     report: Report,
     timeout: float,
 ) -> Steps:
-    """Linked clone of a template from its base snapshot onto a host and datastore, powered off, without NICs.
+    """Linked clone of a template from its base snapshot onto a host and datastore, powered off.
 
     With a ``shape`` the clone is made with those vCPUs, memory and CPU reservation, and with
     ``nics`` it gets those NICs instead of the snapshot's (MACs derived from their ids): one task,
@@ -138,13 +138,12 @@ def _clone_result(
     root = devices.root_disk(device_list, values.get("config.bootOptions"))
     if root is None:
         raise InvalidRequest(f"clone {name} has no disk", fault="InvalidState")
-    keys = {(n.macAddress or "").lower(): n.key for n in devices.nics(device_list)}
     made = []
     for nic in nics:
         mac = vm_ops.nic_mac(nic.nic_id)
-        if mac not in keys:
+        if (key := vm_ops.nic_key(values, mac)) is None:
             raise InvalidRequest(f"clone {name} was made without its NIC {mac}", fault="NotFound")
-        made.append(ClonedNic(nic_id=nic.nic_id, device_key=keys[mac], mac=mac))
+        made.append(ClonedNic(nic_id=nic.nic_id, device_key=key, mac=mac))
     return CloneResult(
         vm_ref=vm._moId, vm_name=name, root_disk=devices.describe_disk(device_list, root), nics=made
     )

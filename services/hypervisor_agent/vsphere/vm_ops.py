@@ -122,13 +122,13 @@ def attach_nic(
     vm = inventory.vm_by_ref(session, vm_ref)
     mac = (mac or nic_mac(nic_id)).lower()
     values = inventory.require_vm(session, vm, ["config.hardware.device", "runtime.host"])
-    if (key := _nic_key(values, mac)) is not None:
+    if (key := nic_key(values, mac)) is not None:
         return key, mac
     require_port_group(session, values.get("runtime.host"), network)
     nic = devices.new_nic(network=network, adapter=adapter_type, mac=mac)
     spec = vim.vm.ConfigSpec(deviceChange=[devices.add(nic)])
     yield from reconfigure_steps(session, vm, spec, report=report, timeout=timeout)
-    key = _nic_key(inventory.require_vm(session, vm, ["config.hardware.device"]), mac)
+    key = nic_key(inventory.require_vm(session, vm, ["config.hardware.device"]), mac)
     if key is None:
         raise InvalidRequest(f"NIC {mac} was added to VM {vm_ref} but is not on it", fault="NotFound")
     return key, mac
@@ -226,7 +226,8 @@ def destroy(session: VsphereSession, vm: vim.VirtualMachine, *, report: Report, 
             raise  # a file of the VM is missing, not the VM
 
 
-def _nic_key(values: dict, mac: str) -> int | None:
+def nic_key(values: dict, mac: str) -> int | None:
+    """Device key of the NIC with this (lower-case) MAC in read ``config.hardware.device``, if any."""
     nics = devices.nics(values.get("config.hardware.device") or [])
     return next((n.key for n in nics if (n.macAddress or "").lower() == mac), None)
 
