@@ -41,11 +41,12 @@ def start_agent(sim: Simulator, service_env: dict, **settings) -> ServiceProcess
 async def agent_zone(sim: Simulator, vhost, service_env: dict, **settings):
     process = start_agent(sim, service_env, **settings)
     client, events = await watching(vhost.url)
+    zone = Zone(client, events, sim, process)
     try:
-        yield Zone(client, events, sim, process)
+        yield zone
     finally:
         await client.close()
-        process.stop()
+        zone.process.stop()  # the agent a test started again in place of the first, too
 
 
 async def seeded(zone: Zone) -> tuple[dict, str]:
