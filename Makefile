@@ -81,7 +81,7 @@ samples: install ## write golden samples for message types that have none (never
 
 vcsim: $(VCSIM) ## build the vCenter simulator (tests/vcsim)
 
-$(VCSIM): $(wildcard tests/vcsim/*.go) tests/vcsim/build.sh
+$(VCSIM): $(wildcard tests/vcsim/*.go) tests/vcsim/build.sh tests/vcsim/property_collector.patch
 	@scripts/ensure-go
 	mkdir -p build
 	tests/vcsim/build.sh $(VCSIM) $(GOPATH_DEBIAN)

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Build the simulator against Debian's govmomi 0.24 (GOPATH mode, no download) with one patch to
-# the stock simulator package: its WaitForUpdatesEx looks for changes every 250 ms, so a change
-# (a task that ends, a new object in a watched view) reaches a waiting client up to 250 ms late,
-# where vCenter reports it at once. The patched copy looks every 20 ms.
+# the stock simulator package (property_collector.patch): its WaitForUpdatesEx looks for changes
+# on a 250 ms ticker, so a change (a task that ends, a new object in a watched view) reaches a
+# waiting client up to 250 ms late, where vCenter reports it at once. The patched copy wakes on
+# each change.
 #
 #   tests/vcsim/build.sh OUTPUT [GOPATH_OF_GOVMOMI]
 set -eu
@@ -17,12 +18,11 @@ for entry in "$stock/src/github.com/vmware/govmomi/"*; do
 	[ "$(basename "$entry")" = simulator ] || ln -s "$entry" "$govmomi/"
 done
 cp -r "$stock/src/github.com/vmware/govmomi/simulator" "$govmomi/"
-collector="$govmomi/simulator/property_collector.go"
-sed -i 's/time\.NewTicker(250 \* time\.Millisecond)/time.NewTicker(20 * time.Millisecond)/' "$collector"
-grep -q 'time.NewTicker(20 \* time.Millisecond)' "$collector" || {
-	echo "vcsim build: the WaitForUpdatesEx patch no longer applies to $collector" >&2
+here=$(dirname "$(realpath "$0")")
+(cd "$govmomi/simulator" && git apply "$here/property_collector.patch") || {
+	echo "vcsim build: property_collector.patch no longer applies to govmomi's simulator" >&2
 	exit 1
 }
-cd "$(dirname "$0")"
+cd "$here"
 # shellcheck disable=SC2086 # extra flags (the image's -trimpath -ldflags) split on purpose
 GO111MODULE=off GOPATH="$work:$stock" go build ${VCSIM_GOFLAGS:-} -o "$out" .
