@@ -179,16 +179,22 @@ class CloneFromSnapshot(AgentCommand):
         max_length=10,  # vSphere: 10 NICs per VM
         description="Made with these NICs, in this order, by the clone itself (no ReconfigVM_Task each).",
     )
+    power_on: bool = Field(
+        default=False,
+        description="Powered on by the clone itself (no PowerOnVM_Task); else left powered off.",
+    )
 
 
 class CloneFromSnapshotSucceeded(Succeeded):
-    """The new VM exists, powered off, with the NICs asked for (none unless asked)."""
+    """The new VM exists with the NICs asked for (none unless asked), powered on when asked."""
 
     vm_id: str
     vm_ref: str
     vm_name: str
     root_disk: DiskConfig
     nics: list[ClonedNic] = Field(default_factory=list)
+    powered_on: bool = False
+    host_ref: str | None = Field(default=None, description="The host it is on (runs on, when powered on).")
 
 
 class CopyVolumeFromSnapshot(AgentCommand):

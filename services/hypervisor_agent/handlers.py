@@ -207,6 +207,7 @@ async def clone_from_snapshot(
         host_ref=command.host_ref,
         shape=command.shape,
         nics=command.nics,
+        power_on=command.power_on,
     )
     return cmd.CloneFromSnapshotSucceeded(
         vm_id=command.vm_id,
@@ -214,6 +215,8 @@ async def clone_from_snapshot(
         vm_name=clone.vm_name,
         root_disk=clone.root_disk,
         nics=clone.nics,
+        powered_on=clone.powered_on,
+        host_ref=clone.host_ref,
     )
 
 

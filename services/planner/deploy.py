@@ -140,8 +140,8 @@ async def destroy_root_volume_on_seed(d: Deployment, ctx: Ctx, planner: Planner)
 
 
 async def clone(d: Deployment, ctx: Ctx, planner: Planner):
-    """The clone is made in the offering's shape and with its NICs: no reconfigure, no NIC
-    command after it (the NIC step only records them)."""
+    """The clone is made in the offering's shape, with its NICs and powered on: no reconfigure,
+    NIC or power-on command after it (the NIC step only records the NICs)."""
     d.clone_made_whole = True
     return agent.CloneFromSnapshot(
         zone_id=d.zone,
@@ -153,12 +153,14 @@ async def clone(d: Deployment, ctx: Ctx, planner: Planner):
         datastore=d.pool,
         shape=shape(d),
         nics=[agent.NicRequest(nic_id=str(n.nic_id), network=n.network) for n in d.networks],
+        power_on=True,
     )
 
 
 async def cloned(d: Deployment, reply: agent.CloneFromSnapshotSucceeded, ctx: Ctx, planner: Planner):
     d.vm_ref, d.root_disk = reply.vm_ref, reply.root_disk
     d.cloned_macs = {nic.nic_id: nic.mac for nic in reply.nics}
+    d.powered_on = reply.powered_on
     await store.cloned(ctx.conn, d.vm_id, d.vm_ref)
 
 
@@ -232,16 +234,10 @@ async def nic_made(d: Deployment, ctx: Ctx, mac: str) -> None:
 
 
 async def power_on(d: Deployment, ctx: Ctx, planner: Planner):
-    ctx.action(
-        "VM.START",
-        "Started",
-        "VirtualMachine",
-        d.vm_id,
-        d.name,
-        f"powering on {d.name}",
-        account_id=d.account,
-    )
-    return agent.PowerOnVm(zone_id=d.zone, vm_ref=d.vm_ref)
+    """Only for a clone that is still off (a deployment begun before clones powered on)."""
+    doing = f"{d.name} powered on with its clone" if d.powered_on else f"powering on {d.name}"
+    ctx.action("VM.START", "Started", "VirtualMachine", d.vm_id, d.name, doing, account_id=d.account)
+    return None if d.powered_on else agent.PowerOnVm(zone_id=d.zone, vm_ref=d.vm_ref)
 
 
 STEPS: list[Step[Deployment]] = [

@@ -94,6 +94,9 @@ class Deployment(State):
     cloned_macs: dict[str, str] = Field(
         default_factory=dict, description="NIC id -> MAC, made with the clone."
     )
+    powered_on: bool = Field(
+        default=False, description="The clone powered itself on: no power-on command after it."
+    )
     root_disk: DiskConfig | None = None
     nics_attached: int = 0
 

@@ -139,7 +139,13 @@ def seed(session: VsphereSession, snapshots: Snapshots, snapshot_ref: str, repor
 
 
 def clone(
-    session: VsphereSession, template: ops.SeedResult, vm_id: str, report=None, shape=None, nics=()
+    session: VsphereSession,
+    template: ops.SeedResult,
+    vm_id: str,
+    report=None,
+    shape=None,
+    nics=(),
+    power_on=False,
 ) -> ops.CloneResult:
     return ops.clone_from_snapshot(
         session,
@@ -151,6 +157,7 @@ def clone(
         datastore="ds1",
         shape=shape,
         nics=nics,
+        power_on=power_on,
         report=report or Recorder(),
         timeout=TIMEOUT,
     )
@@ -324,6 +331,33 @@ def test_a_clone_with_nics_has_them_in_order_with_macs_from_their_ids_in_one_tas
     assert again.nics == made.nics and len(devices.nics(vm_devices(session, made.vm_ref))) == 2
 
 
+def test_a_clone_asked_to_power_on_runs_on_its_host_after_one_task(session, snapshots):
+    template = seed(session, snapshots, snapshots.s1)
+    report = Recorder()
+    made = clone(session, template, new_id(), report, power_on=True)
+
+    assert report.names == ["CloneVM_Task"], "no PowerOnVM_Task after it"
+    vm = inventory.vm_by_ref(session, made.vm_ref)
+    values = inventory.read_vm(session, vm, ["runtime.powerState", "runtime.host"])
+    assert values["runtime.powerState"] == vm_ops.POWERED_ON
+    assert made.powered_on and made.host_ref == values["runtime.host"]._moId == host_ref(session, "esx-1-2")
+    assert made.root_disk.parent_file == template.disk_path, "still a linked clone of the seed"
+
+
+def test_a_clone_left_off_by_an_earlier_delivery_is_powered_on_when_asked_again(session, snapshots):
+    template = seed(session, snapshots, snapshots.s1)
+    vm_id = new_id()
+    first = clone(session, template, vm_id)
+    assert not first.powered_on and first.host_ref == host_ref(session, "esx-1-2")
+
+    report = Recorder()
+    again = clone(session, template, vm_id, report, power_on=True)
+    assert report.names == ["PowerOnVM_Task"], "the same VM, powered on: no second clone"
+    assert again.vm_ref == first.vm_ref and again.powered_on
+    vm = inventory.vm_by_ref(session, first.vm_ref)
+    assert inventory.read_vm(session, vm, ["runtime.powerState"])["runtime.powerState"] == vm_ops.POWERED_ON
+
+
 def test_a_clone_with_a_nic_on_an_unknown_port_group_is_431_and_makes_no_vm(session, snapshots):
     template = seed(session, snapshots, snapshots.s1)
     vm_id = new_id()
@@ -486,6 +520,21 @@ def test_clone_without_disk_space_is_533_and_leaves_no_vm(sim, session, snapshot
     assert vm_names(session) == before
     [failed] = report.outcomes
     assert failed.state == "error" and failed.fault == "NoDiskSpace" and failed.fault_message == "ds1 is full"
+
+
+def test_a_clone_that_fails_to_power_on_says_so_and_leaves_no_vm(sim, session, snapshots, report):
+    template = seed(session, snapshots, snapshots.s1)
+    vm_id = new_id()
+    before = vm_names(session)
+    sim.fail("PowerOnVM_Task", "InvalidPowerState")
+
+    with pytest.raises(VsphereError) as failed:
+        clone(session, template, vm_id, report, power_on=True)
+
+    assert failed.value.fault == "InvalidPowerState"
+    assert f"i-{vm_id} was cloned but did not power on" in str(failed.value)
+    assert vm_names(session) == before, "the clone vCenter left, powered off, is destroyed"
+    assert [o.name for o in report.outcomes] == ["CloneVM_Task", "Destroy_Task"]
 
 
 @pytest.mark.parametrize("failing_step", ["CopyVirtualDisk_Task", "CreateSnapshot_Task"])

@@ -116,13 +116,15 @@ def deploy_request(**kw) -> cmd.DeployVirtualMachine:
 
 
 def cloned(sent: Envelope, mac: str = "00:50:56:00:00:01"):
-    """The clone's reply: the VM, its root disk on the seed's, and the NICs it was asked for."""
+    """The clone's reply: the VM, its root disk on the seed's, the NICs it was asked for, and
+    powered on when asked."""
     nics = [
         {"nic_id": n["nic_id"], "device_key": 4000 + i, "mac": mac}
         for i, n in enumerate(sent.payload["nics"])
     ]
     return sample("agent", "CloneFromSnapshotSucceeded", vm_ref="vm-99",
-                  root_disk=ROOT.model_copy(update={"parent_file": "[ds]"}), nics=nics)  # fmt: skip
+                  root_disk=ROOT.model_copy(update={"parent_file": "[ds]"}), nics=nics,
+                  powered_on=sent.payload["power_on"], host_ref="host-1")  # fmt: skip
 
 
 # The deployment's replies, step by step, each with the command it answers (and given it).
@@ -131,7 +133,6 @@ HAPPY = [
     (storage.SeedTemplateFromVmSnapshot, lambda _: sample("storage", "SeedTemplateFromVmSnapshotSucceeded")),
     (agent.CloneFromSnapshot, cloned),
     (storage.RecordVirtualMachine, lambda _: sample("storage", "RecordVirtualMachineSucceeded")),
-    (agent.PowerOnVm, lambda _: sample("agent", "PowerOnVmSucceeded")),
 ]  # fmt: skip
 
 
@@ -147,11 +148,12 @@ async def test_given_a_deployment_when_every_step_succeeds_the_vm_runs_and_the_r
     await deploy_until(history, request, len(HAPPY))
 
     assert history.sent() == [c.type_name() for c, _ in HAPPY], (
-        "shaped, with its NICs: no Reconfigure, AttachNic"
+        "shaped, with its NICs, powered on: no Reconfigure, AttachNic or PowerOnVm"
     )
     [clone] = [m for m in memory.sent if m.type == "CloneFromSnapshot"]
     assert clone.payload["shape"] == {"num_cpus": 2, "cores_per_socket": 1, "memory_mb": 128, "cpu_mhz": 100}
     assert [n["network"] for n in clone.payload["nics"]] == ["pg-web"]
+    assert clone.payload["power_on"] is True
     [answer] = memory.answers
     assert isinstance(answer, cmd.DeployVirtualMachineSucceeded) and answer.host_id == HOST
     vm = memory.instances[request.vm_id]
@@ -179,7 +181,6 @@ async def test_once_a_snapshot_is_seeded_its_deployments_take_its_stored_configu
         (1, "seeding the template", ["DestroyVmVolumes"]),
         (2, "cloning", ["DestroyVmVolumes"]),
         (3, "recording the root volume", ["DestroyVm", "DestroyVmVolumes"]),
-        (4, "powering on", ["DestroyVm", "DestroyVmVolumes"]),
     ],
 )
 async def test_given_a_deployment_when_a_step_fails_what_was_made_is_undone_last_first(
@@ -309,8 +310,9 @@ async def test_a_deployment_stored_before_typed_state_carries_on(memory):
 
     history = History(memory)
     await history.reply(
-        sample("agent", "CloneFromSnapshotSucceeded", vm_ref="vm-42", root_disk=ROOT, nics=[])
-    )
+        sample("agent", "CloneFromSnapshotSucceeded", vm_ref="vm-42", root_disk=ROOT, nics=[],
+               powered_on=False, host_ref=None)
+    )  # fmt: skip
     assert history.sent()[-1] == "ReconfigureVm"
     assert memory.sent[-1].payload["vm_ref"] == "vm-42"
     row = memory.sagas[("deploy", vm_id)]

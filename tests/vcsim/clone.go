@@ -190,16 +190,26 @@ func cloneVM(c *call) (types.AnyType, types.BaseMethodFault) {
 	ref := inner.Info.Result.(types.ManagedObjectReference)
 	clone := simulator.Map.Get(ref).(*simulator.VirtualMachine)
 
-	// 9. Template / power on.
+	// 9. Template / power on. A power-on fault injected for PowerOnVM_Task strikes the clone's
+	// power-on too: as in vCenter, the clone task fails and leaves the VM it made, powered off.
+	var powerOnFault types.BaseMethodFault
+	if spec.PowerOn && !spec.Template {
+		if inj, _ := takeInjection(&call{name: "PowerOnVM_Task", this: ref}); inj != nil {
+			powerOnFault = inj.fault
+		}
+	}
 	simulator.Map.WithLock(clone, func() {
 		ctx := internalCtx(&clone.Self)
 		if spec.Template {
 			clone.MarkAsTemplate(&types.MarkAsTemplate{This: ref})
 			dropFromPools(ref)
-		} else if spec.PowerOn {
+		} else if spec.PowerOn && powerOnFault == nil {
 			clone.PowerOnVMTask(ctx, &types.PowerOnVM_Task{This: ref})
 		}
 	})
+	if powerOnFault != nil {
+		return nil, powerOnFault
+	}
 	return ref, nil
 }
 

@@ -45,6 +45,10 @@ func takeInjection(c *call) (*injected, time.Duration) {
 	control.Lock()
 	defer control.Unlock()
 	d := time.Duration(control.latency[c.name]) * time.Millisecond
+	if clone, ok := c.req.(*types.CloneVM_Task); ok && clone.Spec.PowerOn {
+		// a clone that powers its VM on takes as long as the clone and the power-on one after the other
+		d += time.Duration(control.latency["PowerOnVM_Task"]) * time.Millisecond
+	}
 	rule := control.faults[c.name]
 	if rule == nil {
 		return nil, d

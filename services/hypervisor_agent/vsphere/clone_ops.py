@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pyVmomi import vim
 
@@ -30,6 +30,8 @@ class CloneResult:
     vm_name: str
     root_disk: DiskConfig
     nics: list[ClonedNic] = field(default_factory=list)
+    powered_on: bool = False
+    host_ref: str | None = None  # where it runs, when powered on
 
 
 @stepwise
@@ -44,14 +46,16 @@ def clone_from_snapshot(
     datastore: str,
     shape: VmShape | None = None,
     nics: Sequence[NicRequest] = (),
+    power_on: bool = False,
     report: Report,
     timeout: float,
 ) -> Steps:
     """Linked clone of a template from its base snapshot onto a host and datastore, powered off.
 
     With a ``shape`` the clone is made with those vCPUs, memory and CPU reservation, and with
-    ``nics`` it gets those NICs instead of the snapshot's (MACs derived from their ids): one task,
-    for vCenter applies a clone's config spec as it creates the VM.
+    ``nics`` it gets those NICs instead of the snapshot's (MACs derived from their ids), and with
+    ``power_on`` it is powered on: one task, for vCenter applies a clone's config spec as it
+    creates the VM and powers it on as the clone's last step.
 
     The VM name is the lock: a VM of that name with this ``snapdeploy.id`` is the result of an
     earlier call and is returned; one with another id is a DuplicateName error. A clone that
@@ -60,7 +64,7 @@ def clone_from_snapshot(
     template, so waiting would serialise concurrent deployments.
     """
     if (existing := inventory.find_own_vm(session, vm_name, vm_id)) is not None:
-        return _clone_result(session, existing, vm_name, nics)
+        return (yield from _made(session, existing, vm_name, nics, power_on, report, timeout))
     template = inventory.vm_by_ref(session, template_ref)
     base_config, base = snapshot_config(session, template_ref, base_snapshot_ref)
     host = inventory.host_by_ref(session, host_ref)
@@ -84,7 +88,7 @@ def clone_from_snapshot(
         ),
         snapshot=base.snapshot,
         template=False,
-        powerOn=False,
+        powerOn=power_on,
         config=config,
     )
     folder = inventory.vm_folder(session)
@@ -99,15 +103,19 @@ def clone_from_snapshot(
         )
     except DuplicateName:
         if (twin := inventory.find_own_vm(session, vm_name, vm_id)) is not None:
-            return _clone_result(session, twin, vm_name, nics)
+            return (yield from _made(session, twin, vm_name, nics, power_on, report, timeout))
         raise
     except TaskTimeout:
         raise  # the clone may still finish: a repeated call finds it by name
-    except VsphereError:
-        # vCenter normally removes a failed clone; make sure nothing of ours is left by that name.
-        cleanup_step(lambda: _destroy_own_vm(session, vm_name, vm_id, report, timeout))
+    except VsphereError as error:
+        # vCenter normally removes a failed clone, but keeps one that was made and then failed to
+        # power on: make sure nothing of ours is left by that name, and say which part failed.
+        left: list[bool] = []
+        cleanup_step(lambda: left.append(_destroy_own_vm(session, vm_name, vm_id, report, timeout)))
+        if power_on and any(left):
+            error.context = f"{vm_name} was cloned but did not power on"
         raise
-    result = _clone_result(session, outcome.result, vm_name, nics)
+    result = yield from _made(session, outcome.result, vm_name, nics, power_on, report, timeout)
     seed_disk = devices.root_disk(
         list(base_config.get("config.hardware.device") or []), base_config.get("config.bootOptions")
     )
@@ -130,10 +138,30 @@ def _new_nic(nic: NicRequest, *, key: int):
     )
 
 
-def _clone_result(
-    session: VsphereSession, vm: vim.VirtualMachine, name: str, nics: Sequence[NicRequest]
-) -> CloneResult:
-    values = inventory.require_vm(session, vm, ["config.hardware.device", "config.bootOptions"])
+def _made(
+    session: VsphereSession,
+    vm: vim.VirtualMachine,
+    name: str,
+    nics: Sequence[NicRequest],
+    power_on: bool,
+    report: Report,
+    timeout: float,
+) -> Steps:
+    """What the clone is (one read); powered on when asked and still off (a clone an earlier
+    delivery made without powering it on)."""
+    values = inventory.require_vm(
+        session, vm, ["config.hardware.device", "config.bootOptions", "runtime.powerState", "runtime.host"]
+    )
+    powered_on = values.get("runtime.powerState") == vm_ops.POWERED_ON
+    host = values.get("runtime.host")
+    host_ref = host._moId if host is not None else None
+    if power_on and not powered_on:
+        host_ref = yield from vm_ops.power_on.steps(session, vm._moId, report=report, timeout=timeout)
+        powered_on = True
+    return replace(_describe(vm, name, values, nics), powered_on=powered_on, host_ref=host_ref)
+
+
+def _describe(vm: vim.VirtualMachine, name: str, values: dict, nics: Sequence[NicRequest]) -> CloneResult:
     device_list = list(values["config.hardware.device"])
     root = devices.root_disk(device_list, values.get("config.bootOptions"))
     if root is None:
@@ -149,6 +177,9 @@ def _clone_result(
     )
 
 
-def _destroy_own_vm(session: VsphereSession, name: str, vm_id: str, report: Report, timeout: float) -> None:
-    if (partial := inventory.find_own_vm(session, name, vm_id)) is not None:
-        vm_ops.destroy(session, partial, report=report, timeout=timeout)
+def _destroy_own_vm(session: VsphereSession, name: str, vm_id: str, report: Report, timeout: float) -> bool:
+    """Destroy our VM of that name; whether there was one."""
+    if (partial := inventory.find_own_vm(session, name, vm_id)) is None:
+        return False
+    vm_ops.destroy(session, partial, report=report, timeout=timeout)
+    return True
