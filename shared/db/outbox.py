@@ -20,7 +20,6 @@ from collections.abc import Iterable
 import asyncpg
 import structlog
 
-from contracts.envelope import Envelope
 from shared.messaging import Outgoing
 from shared.metrics import Metrics
 
@@ -28,6 +27,7 @@ log = structlog.get_logger(__name__)
 
 
 async def add(conn: asyncpg.Connection, messages: Iterable[Outgoing]) -> int:
+    """Write the messages as outbox rows, in order, and NOTIFY the relays: one statement."""
     rows = [
         (
             out.envelope.message_id,
@@ -42,27 +42,22 @@ async def add(conn: asyncpg.Connection, messages: Iterable[Outgoing]) -> int:
         for out in messages
     ]
     if rows:
-        await conn.executemany(
-            """INSERT INTO outbox
-                   (message_id, exchange, routing_key, type, correlation_id, reply_to, mandatory, body)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-            rows,
+        await conn.execute(
+            """WITH added AS (
+                   INSERT INTO outbox
+                       (message_id, exchange, routing_key, type, correlation_id, reply_to, mandatory, body)
+                   SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[],
+                                        $6::text[], $7::boolean[], $8::bytea[])
+                   RETURNING 1
+               )
+               SELECT pg_notify($9 || current_schema(), '') FROM (SELECT FROM added LIMIT 1) AS one""",
+            *(list(column) for column in zip(*rows, strict=True)),
+            CHANNEL_PREFIX,
         )
-        await conn.execute("SELECT pg_notify($1 || current_schema(), '')", CHANNEL_PREFIX)
     return len(rows)
 
 
 CHANNEL_PREFIX = "snapdeploy_outbox_"
-
-
-def _outgoing(row: asyncpg.Record) -> Outgoing:
-    return Outgoing(
-        Envelope.model_validate_json(row["body"]),
-        row["exchange"],
-        row["routing_key"],
-        reply_to=row["reply_to"],
-        mandatory=row["mandatory"],
-    )
 
 
 class OutboxRelay:
@@ -184,16 +179,15 @@ class OutboxRelay:
         case of a relay killed between publish and delete)."""
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                """SELECT id, exchange, routing_key, reply_to, mandatory, body FROM outbox
-                   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                """SELECT id, message_id, exchange, routing_key, type, correlation_id, reply_to, mandatory,
+                          body
+                   FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self.batch,
             )
             if not rows:
                 self.metrics.outbox_pending.set(0)
                 return 0
-            results = await asyncio.gather(
-                *(self.bus.publish(_outgoing(r)) for r in rows), return_exceptions=True
-            )
+            results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
             confirmed = [r["id"] for r, result in zip(rows, results, strict=True) if result is None]
             await conn.execute("SET LOCAL synchronous_commit = off")
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", confirmed)
@@ -203,6 +197,15 @@ class OutboxRelay:
         if errors:
             raise RuntimeError(f"{len(errors)} of {len(rows)} outbox messages not confirmed: {errors[0]!r}")
         return len(confirmed)
+
+    async def _publish(self, row: asyncpg.Record) -> None:
+        """A row as it was written: its body is the envelope's bytes, its columns the properties."""
+        correlation_id = row["correlation_id"]
+        await self.bus.publish_raw(
+            row["exchange"], row["routing_key"], row["body"], message_id=str(row["message_id"]),
+            type=row["type"], correlation_id=str(correlation_id) if correlation_id else None,
+            reply_to=row["reply_to"], mandatory=row["mandatory"],
+        )  # fmt: skip
 
     async def drain(self, timeout: float) -> bool:
         """Publish everything pending (at shutdown); True when the outbox is empty."""
