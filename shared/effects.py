@@ -19,7 +19,7 @@ from contracts.catalogue import MessageSpec
 from contracts.envelope import Envelope
 from shared.db import inbox, outbox
 from shared.db.outbox import OutboxRelay
-from shared.messaging import Handler, HandlerContext, Outgoing, call_handler
+from shared.messaging import Handler, HandlerContext, Outgoing, awaited_first, call_handler
 
 
 class TransactionalEffects:
@@ -84,7 +84,9 @@ class DirectEffects:
         """Publish every message at once and wait until all are confirmed: the confirms overlap,
         and the reply is not held behind the confirm of an event that went before it."""
         results = await asyncio.gather(
-            *confirming, *(self.bus.publish_until_confirmed(out) for out in outgoing), return_exceptions=True
+            *(self.bus.publish_until_confirmed(out) for out in awaited_first(outgoing)),
+            *confirming,
+            return_exceptions=True,
         )
         for result in results:
             if isinstance(result, BaseException):

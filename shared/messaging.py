@@ -39,6 +39,12 @@ class Outgoing:
     mandatory: bool = False
 
 
+def awaited_first(outgoing: list[Outgoing]) -> list[Outgoing]:
+    """Commands and replies sent to a queue (what a step waits for) ahead of the events beside
+    them, each kind in its order: the broker takes a channel's messages one after another."""
+    return sorted(outgoing, key=lambda out: out.exchange == EVENTS.name)
+
+
 def event_out(envelope: Envelope, event: Event) -> Outgoing:
     return Outgoing(envelope, EVENTS.name, event_routing_key(envelope.source, event))
 

@@ -20,14 +20,14 @@ from collections.abc import Iterable
 import asyncpg
 import structlog
 
-from shared.messaging import Outgoing
+from shared.messaging import Outgoing, awaited_first
 from shared.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
 
 async def add(conn: asyncpg.Connection, messages: Iterable[Outgoing]) -> int:
-    """Write the messages as outbox rows, in order, and NOTIFY the relays: one statement."""
+    """Write the messages as outbox rows, the awaited first, and NOTIFY the relays: one statement."""
     rows = [
         (
             out.envelope.message_id,
@@ -39,7 +39,7 @@ async def add(conn: asyncpg.Connection, messages: Iterable[Outgoing]) -> int:
             out.mandatory,
             out.envelope.to_bytes(),
         )
-        for out in messages
+        for out in awaited_first(list(messages))
     ]
     if rows:
         await conn.execute(
