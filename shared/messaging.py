@@ -143,14 +143,14 @@ async def call_handler(
     ctx: HandlerContext,
     scope: Callable[[], AbstractAsyncContextManager[Any]] = contextlib.nullcontext,
 ) -> str:
-    """Run the handler inside ``scope``; for a command, append its terminal reply.
+    """Run a command's handler inside ``scope``, and append its terminal reply.
 
     Returns the outcome label. A DomainError from a command handler leaves ``scope`` (a
     savepoint, for a transactional service: the handler's writes are undone) and becomes the
-    ``<Command>Failed`` reply; from an event handler it propagates."""
+    ``<Command>Failed`` reply. An event handler runs as it is: whatever it raises propagates
+    and undoes the whole transaction, so it needs no scope of its own."""
     if spec.kind != "command":
-        async with scope():
-            await handler(message, ctx)
+        await handler(message, ctx)
         return "ok"
     command = spec.model
     try:

@@ -119,21 +119,24 @@ async def awaiting(conn: asyncpg.Connection, message_id: uuid.UUID | None) -> Sa
 
     The saga row is locked before the awaited reply is taken, in the watchdog's order, so a
     reply and a re-send of the same step never wait for each other."""
-    call = await awaited.peek(conn, message_id)
-    if call is None:
-        return None
-    saga = await running(conn, call["operation"], call["resource_id"])
-    if saga is None or await awaited.take(conn, message_id) is None:
-        return None  # ended, or the step was sent again meanwhile
-    return saga
+    row = await conn.fetchrow(
+        """SELECT s.* FROM awaited_replies a
+           JOIN sagas s ON s.kind = a.operation AND s.resource_id = a.resource_id
+           WHERE a.message_id = $1 AND s.state IN ('running', 'compensating')
+           FOR UPDATE OF s""",
+        message_id,
+    )
+    if row is None or await awaited.take(conn, message_id) is None:
+        return None  # not awaited, ended, or the step was sent again meanwhile
+    return Saga.of(row)
 
 
 async def send(ctx: HandlerContext, saga: Saga, step: str, command: Command, *, timeout: float) -> None:
     """Move to ``step`` by sending ``command``; its reply comes back to the planner."""
-    await awaited.forget(ctx.conn, saga.kind, saga.resource_id)
     await awaited.send(
-        ctx, command, reply_to=PLANNER_REPLIES.name, operation=saga.kind, resource_id=saga.resource_id
-    )
+        ctx, command, reply_to=PLANNER_REPLIES.name, operation=saga.kind, resource_id=saga.resource_id,
+        instead=True,
+    )  # fmt: skip
     saga.step = step
     last = {
         "service": command.service,
@@ -204,13 +207,13 @@ async def resend(ctx: HandlerContext, row: asyncpg.Record) -> None:
     last = row["last_command"] if isinstance(row["last_command"], dict) else json.loads(row["last_command"])
     spec = CATALOGUE.get(last["service"], last["type"])
     kind, resource_id = row["kind"], row["resource_id"]
-    await awaited.forget(ctx.conn, kind, resource_id)  # a late reply to the first sending is not ours
     await awaited.send(
         ctx,
         spec.model.model_validate(last["payload"]),
         reply_to=PLANNER_REPLIES.name,
         operation=kind,
         resource_id=resource_id,
+        instead=True,  # a late reply to the first sending is not ours
     )
     await ctx.conn.execute(
         """UPDATE sagas SET resends = resends + 1, deadline = now() + make_interval(secs => $3),

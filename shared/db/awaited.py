@@ -26,23 +26,28 @@ async def send(
     reply_to: str,
     operation: str,
     resource_id: uuid.UUID,
+    instead: bool = False,
     **detail: Any,
 ) -> Envelope:
-    """Send ``command`` (replied to ``reply_to``); remember it was for ``operation`` on the resource."""
+    """Send ``command`` (replied to ``reply_to``); remember it was for ``operation`` on the resource.
+
+    ``instead``: in place of what was sent before for it (as ``forget`` then ``send``, in one
+    statement)."""
     envelope = ctx.send(command, reply_to=reply_to)
+    before = (
+        "WITH gone AS (DELETE FROM awaited_replies WHERE operation = $2 AND resource_id = $3) "
+        if instead
+        else ""
+    )
     await ctx.conn.execute(
-        "INSERT INTO awaited_replies (message_id, operation, resource_id, detail) VALUES ($1, $2, $3, $4)",
+        before
+        + "INSERT INTO awaited_replies (message_id, operation, resource_id, detail) VALUES ($1, $2, $3, $4)",
         envelope.message_id,
         operation,
         resource_id,
         detail,
     )
     return envelope
-
-
-async def peek(conn: asyncpg.Connection, message_id: uuid.UUID | None) -> asyncpg.Record | None:
-    """What the command was for, left in place (lock what it names first, then ``take`` it)."""
-    return await conn.fetchrow("SELECT * FROM awaited_replies WHERE message_id = $1", message_id)
 
 
 async def take(conn: asyncpg.Connection, message_id: uuid.UUID | None) -> asyncpg.Record | None:
