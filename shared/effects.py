@@ -51,15 +51,14 @@ class TransactionalEffects:
                 return "duplicate"
             ctx = HandlerContext(envelope, self.source, reply_to=reply_to, conn=conn)
             outcome = await call_handler(handler, spec, message, ctx, scope=conn.transaction)
-            await outbox.add(conn, ctx.outgoing)
-        if ctx.outgoing:
-            self.relay.wake()
+            rows = await outbox.add(conn, ctx.outgoing, claim=True)
+        self.relay.publish_claimed(rows)  # committed: out at once
         return outcome
 
     async def emit(self, outgoing: list[Outgoing]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
-            await outbox.add(conn, outgoing)
-        self.relay.wake()
+            rows = await outbox.add(conn, outgoing, claim=True)
+        self.relay.publish_claimed(rows)
 
     async def read(self, envelope: Envelope, message: Message, handler: Handler) -> Any:
         """Answer a query in a read-only transaction (one consistent view, no writes)."""
