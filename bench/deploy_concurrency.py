@@ -12,9 +12,9 @@ deployment, on the same simulator: once making the four tasks a hand-written scr
 one snapdeploy makes (the clone with the shape, the NIC and the power-on in its spec; the
 simulator gives such a clone the clone's and the power-on's task times). It prints
 makespan, median and p95 latency per N with the ratios against both, one deployment at a time
-with zero task times (the median of five, and its SOAP requests: the n-th deployment, nothing
-to seed) against the four-task script's, and the database commits per second of the idle
-stack. Exits non-zero if any deployment failed.
+with zero task times (the median of 15, one each way in turn, and its SOAP requests: the n-th
+deployment, nothing to seed) against the four-task script's, and the database commits per
+second of the idle stack. Exits non-zero if any deployment failed.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ TASK_TIMES_MS = {
 }
 NO_TASK_TIMES = dict.fromkeys(TASK_TIMES_MS, 0)
 NETWORK = "pg-web"
-SINGLES = 5  # zero-latency single deployments, each way: their median is reported
+SINGLES = 15  # zero-latency single deployments, each way, in turn: their median is reported
 TARGETS = {"makespan": 1.2, "median": 1.5, "single_zero_latency": 3.0}
 
 
@@ -272,12 +272,16 @@ async def main(amqp_url: str, sizes: list[int], idle_seconds: float) -> int:
             # The n-th deployment's fixed cost: zero task times, one at a time, the median of a few
             # (a single one swings with whatever else the machine does).
             cloud.sim.control("latency", methods=NO_TASK_TIMES)
-            before = soap_requests(cloud)
-            script_singles = [await asyncio.to_thread(script_round, si, target, 1) for _ in range(SINGLES)]
-            script_soap = (soap_requests(cloud) - before) // SINGLES
-            before = soap_requests(cloud)
-            ours_singles = [await snapdeploy_round(cloud, fx, 1) for _ in range(SINGLES)]
-            ours_soap = (soap_requests(cloud) - before) // SINGLES
+            # one of each in turn, so that both meet the same moments of the machine
+            script_singles, ours_singles, script_soap, ours_soap = [], [], 0, 0
+            for _ in range(SINGLES):
+                before = soap_requests(cloud)
+                script_singles.append(await asyncio.to_thread(script_round, si, target, 1))
+                script_soap += soap_requests(cloud) - before
+                before = soap_requests(cloud)
+                ours_singles.append(await snapdeploy_round(cloud, fx, 1))
+                ours_soap += soap_requests(cloud) - before
+            script_soap, ours_soap = script_soap // SINGLES, ours_soap // SINGLES
             script_single, ours_single = median_round(script_singles), median_round(ours_singles)
             await asyncio.to_thread(Disconnect, si)
 

@@ -65,7 +65,8 @@ async def test_seed_then_deploys_copy_no_disk_and_jobs_answer_on_every_replica_a
         assert (done["jobstatus"], done["jobresultcode"]) == (1, 0), done
         web = done["jobresult"]["virtualmachine"]
         assert (web["id"], web["state"], web["vmsnapshotid"]) == (started["id"], "Running", snap["id"])
-        assert done["jobprocstatus"] >= 5, "the saga's steps were counted"
+        # the configuration read, the seed, the clone (powered on with it) and the record
+        assert done["jobprocstatus"] >= 4, "the saga's steps were counted"
         assert len(cloud.commands_seen("SeedTemplate")) == copies, "no disk was copied"
         in_vcenter = (await cloud.inventory())[0]["web-1"]
         assert root_disk(in_vcenter).parent_file == seeded["installpath"], "a linked clone of the seed"
