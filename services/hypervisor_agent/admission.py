@@ -81,6 +81,11 @@ class Admission:
             self._datastores[claim.datastore] -= claim.cost.datastore
         self._grant()
 
+    def spare(self, host: str) -> bool:
+        """Nothing waits and the host has more than half its units free: an operation that would
+        hold a host's units longer than it must (a clone that also powers its VM on) costs nothing."""
+        return not self._waiting and self._hosts.get(host, 0) * 2 < self.per_host
+
     def state(self) -> dict[str, int]:
         """Units in use and operations waiting (for metrics and tests)."""
         return {

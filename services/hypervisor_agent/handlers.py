@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from contracts import agent as cmd
@@ -192,6 +192,10 @@ async def seed_template(
 async def clone_from_snapshot(
     command: cmd.CloneFromSnapshot, ctx: HandlerContext, agent: Agent
 ) -> cmd.CloneFromSnapshotSucceeded:
+    """The clone, powered on when asked: by the clone itself (one task) while the host has units to
+    spare; else by a power-on of its own once the clone has given its units back (a power-on is
+    not a provisioning operation, and other deployments' clones wait for those units)."""
+    in_clone = command.power_on and agent.worker.admission.spare(command.host_ref)
     clone = await agent.vcenter(
         ctx,
         ops.clone_from_snapshot,
@@ -207,8 +211,11 @@ async def clone_from_snapshot(
         host_ref=command.host_ref,
         shape=command.shape,
         nics=command.nics,
-        power_on=command.power_on,
+        power_on=in_clone,
     )
+    if command.power_on and not clone.powered_on:
+        host_ref = await agent.vcenter(ctx, ops.power_on, clone.vm_ref, key=("power", clone.vm_ref))
+        clone = replace(clone, powered_on=True, host_ref=host_ref)
     return cmd.CloneFromSnapshotSucceeded(
         vm_id=command.vm_id,
         vm_ref=clone.vm_ref,

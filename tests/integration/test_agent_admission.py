@@ -70,6 +70,27 @@ async def test_a_running_task_holds_no_thread(sim, vhost, service_env):
         assert peak(sim, f"host:{host}") == 5, "five clones ran in vCenter at once on one worker thread"
 
 
+async def test_a_clone_powers_its_vm_on_itself_only_while_its_host_has_units_to_spare(
+    sim, vhost, service_env
+):
+    async with agent_zone(sim, vhost, service_env, vcenter_units_per_host=2) as zone:
+        seed, host = await seeded(zone)
+        alone = await zone.call(zone.clone(seed, host).model_copy(update={"power_on": True}))
+        assert alone["powered_on"] and alone["host_ref"] == host
+        assert sim.control("state")["requests"].get("PowerOnVM_Task", 0) == 0, "one task: the clone"
+
+        sim.slow("CloneVM_Task", 300)
+        burst = [zone.clone(seed, host).model_copy(update={"power_on": True}) for _ in range(4)]
+        replies = await asyncio.gather(*(zone.call(c) for c in burst))
+        assert all(r["powered_on"] and r["host_ref"] == host for r in replies)
+        # the host's two units were taken: the clones that found them so gave them back before
+        # their power-on, a task of its own
+        assert sim.control("state")["requests"].get("PowerOnVM_Task", 0) >= 2
+        vms, _ = await zone.inventory()
+        made = [vm for vm in vms.values() if vm.ref in {r["vm_ref"] for r in replies}]
+        assert [vm.power_state for vm in made] == ["poweredOn"] * 4
+
+
 async def test_clones_beyond_a_hosts_budget_wait_in_the_agent_not_in_vcenter(sim, vhost, service_env):
     async with agent_zone(sim, vhost, service_env, vcenter_units_per_host=2) as zone:
         seed, host = await seeded(zone)

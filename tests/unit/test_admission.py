@@ -88,3 +88,21 @@ async def test_a_waiter_that_gives_up_frees_its_place():
     await settle()
     assert behind.done()
     assert admission.state() == {"running": 1, "waiting": 0, "host:h1": 1, "datastore:ds1": 1}
+
+
+async def test_a_host_has_units_to_spare_while_under_half_used_and_nothing_waits():
+    admission = Admission(per_host=4)
+    assert admission.spare("h1")
+    first = await admission.admit(cost=LINKED_CLONE, host="h1", datastore="ds1")
+    assert admission.spare("h1"), "one of four in use"
+    second = await admission.admit(cost=LINKED_CLONE, host="h1", datastore="ds1")
+    assert not admission.spare("h1") and admission.spare("h2"), "half of h1 in use; h2 idle"
+    admission.release(second)
+    full = Admission(per_host=1)
+    await full.admit(cost=LINKED_CLONE, host="h1", datastore="ds1")
+    queued = waiting(full, cost=LINKED_CLONE, host="h1", datastore="ds1")
+    await settle()
+    assert not full.spare("h2"), "work is waiting: no host has units to spare"
+    queued.cancel()
+    admission.release(first)
+    assert admission.spare("h1")

@@ -45,10 +45,6 @@ func takeInjection(c *call) (*injected, time.Duration) {
 	control.Lock()
 	defer control.Unlock()
 	d := time.Duration(control.latency[c.name]) * time.Millisecond
-	if clone, ok := c.req.(*types.CloneVM_Task); ok && clone.Spec.PowerOn {
-		// a clone that powers its VM on takes as long as the clone and the power-on one after the other
-		d += time.Duration(control.latency["PowerOnVM_Task"]) * time.Millisecond
-	}
 	rule := control.faults[c.name]
 	if rule == nil {
 		return nil, d
@@ -60,6 +56,19 @@ func takeInjection(c *call) (*injected, time.Duration) {
 		}
 	}
 	return makeFault(rule, c), d
+}
+
+// powerOnTime is how much longer a clone that powers its VM on takes: the PowerOnVM_Task's task
+// time, spent once the clone has given back its provisioning units (a power-on is not a
+// provisioning operation).
+func powerOnTime(c *call) time.Duration {
+	clone, ok := c.req.(*types.CloneVM_Task)
+	if !ok || !clone.Spec.PowerOn {
+		return 0
+	}
+	control.Lock()
+	defer control.Unlock()
+	return time.Duration(control.latency["PowerOnVM_Task"]) * time.Millisecond
 }
 
 // makeFault builds a vim25 fault by name with plausible fields; the message

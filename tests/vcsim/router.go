@@ -258,7 +258,14 @@ func startTask(c *call, latency time.Duration, inj *injected, run func(*call) (t
 		// Queued until vCenter's admission lets it run (admission.go).
 		cl := claimFor(c)
 		admission.admit(cl)
-		defer admission.release(cl)
+		admitted := true
+		release := func() {
+			if admitted {
+				admitted = false
+				admission.release(cl)
+			}
+		}
+		defer release()
 		// The PropertyCollector reads an object under its lock, so update under it too.
 		simulator.Map.WithLock(t, func() {
 			simulator.Map.Update(t, []types.PropertyChange{
@@ -278,6 +285,11 @@ func startTask(c *call, latency time.Duration, inj *injected, run func(*call) (t
 			if fault != nil {
 				msg = faultName(fault)
 			}
+		}
+		if fault == nil {
+			// a clone that powers its VM on: the power-on's time, outside the provisioning budgets
+			release()
+			time.Sleep(powerOnTime(c))
 		}
 
 		changes := []types.PropertyChange{
