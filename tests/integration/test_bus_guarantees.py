@@ -132,6 +132,36 @@ async def test_message_committed_then_publisher_killed_is_delivered_once_after_r
     assert await queue_depth(vhost.url, "probe.commands") == 0
 
 
+async def test_a_row_whose_writer_died_before_publishing_it_is_published_once_its_claim_runs_out(
+    service_env, vhost, database_url
+):
+    """A handler's rows are claimed by their writer, which publishes them itself once committed;
+    a writer killed in between leaves them to the relays of the replicas still running. Twice:
+    the first row may be taken by the pass a relay makes once after it starts, the second only
+    by the pass its claim's NOTIFY asks for."""
+    keys = [f"claimed-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    async with Observer(vhost.url, ("snapdeploy.events", "#"), (COMMANDS.name, "#")) as seen:
+        service = probe(service_env)
+        try:
+            service.wait_started()
+            sent = []
+            for key in keys:
+                writer = await asyncio.to_thread(
+                    subprocess.run,
+                    [sys.executable, "-m", "tests.integration.probe.crash_writer", key, "--claimed"],
+                    cwd=ROOT, env={**service_env}, capture_output=True, text=True, timeout=60,
+                    check=False,
+                )  # fmt: skip
+                assert writer.returncode == -signal.SIGKILL, writer.stderr
+                sent.append(uuid.UUID(writer.stdout.strip().splitlines()[-1]))
+                await seen.wait_for(of_type("RecordProbeSucceeded", key=key), timeout=30)
+        finally:
+            assert service.stop() == 0
+        for key in keys:
+            assert await effects(database_url, key) == [key]
+        assert [e.message_id for e in seen.matching(of_type("RecordProbe"))] == sent
+
+
 async def test_same_message_delivered_twice_has_one_effect(service_env, vhost, database_url, bus):
     service = probe(service_env)
     try:

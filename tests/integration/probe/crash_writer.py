@@ -1,7 +1,8 @@
 """Commit a RecordProbe command to the probe's outbox, then die by SIGKILL before any relay runs.
 
 Exactly the window the outbox exists for: the transaction is committed, nothing is published.
-Prints the command's message_id before dying.
+With ``--claimed`` the row is written as a handler writes it, claimed by its writer, which dies
+before it publishes it. Prints the command's message_id before dying.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from shared.settings import ServiceSettings
 from tests.integration.probe import RecordProbe, build
 
 
-async def commit_then_die(key: str) -> None:
+async def commit_then_die(key: str, *, claimed: bool) -> None:
     definition, _ = build()
     settings = ServiceSettings()
     pool = await create_pool(settings.database_url, "probe")
@@ -29,10 +30,10 @@ async def commit_then_die(key: str) -> None:
         command = RecordProbe(key=key)
         envelope = Envelope.wrap(command, source="crash-writer", correlation_id=uuid.uuid4())
         async with conn.transaction():
-            await outbox.add(conn, [command_out(envelope, command)])
+            await outbox.add(conn, [command_out(envelope, command)], claim=claimed)
     print(envelope.message_id, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
 if __name__ == "__main__":
-    asyncio.run(commit_then_die(sys.argv[1]))
+    asyncio.run(commit_then_die(sys.argv[1], claimed="--claimed" in sys.argv[2:]))
