@@ -63,16 +63,7 @@ async def add(conn: asyncpg.Connection, messages: Iterable[Outgoing], *, claim: 
     ordered = awaited_first(list(messages))
     if not ordered:
         return []
-    columns = (
-        [out.envelope.message_id for out in ordered],
-        [out.exchange for out in ordered],
-        [out.routing_key for out in ordered],
-        [out.envelope.type for out in ordered],
-        [out.envelope.correlation_id for out in ordered],
-        [out.reply_to for out in ordered],
-        [out.mandatory for out in ordered],
-        [out.envelope.to_bytes() for out in ordered],
-    )
+    bodies = [out.envelope.to_bytes() for out in ordered]
     ids = await conn.fetch(
         """WITH added AS (
                INSERT INTO outbox (message_id, exchange, routing_key, type, correlation_id, reply_to,
@@ -84,17 +75,23 @@ async def add(conn: asyncpg.Connection, messages: Iterable[Outgoing], *, claim: 
            ),
            notified AS (SELECT pg_notify($9 || current_schema(), $10) FROM (SELECT FROM added LIMIT 1) AS one)
            SELECT id FROM added WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY id""",
-        *columns,
+        [out.envelope.message_id for out in ordered],
+        [out.exchange for out in ordered],
+        [out.routing_key for out in ordered],
+        [out.envelope.type for out in ordered],
+        [out.envelope.correlation_id for out in ordered],
+        [out.reply_to for out in ordered],
+        [out.mandatory for out in ordered],
+        bodies,
         CHANNEL_PREFIX,
         CLAIMED if claim else "",
         claim,
         CLAIM_SECONDS,
     )
-    message_ids, exchanges, keys, types, correlations, replies, mandatory, bodies = columns
     return [
-        Row(r["id"], exchanges[i], keys[i], bodies[i], message_ids[i], types[i], correlations[i],
-            replies[i], mandatory[i])
-        for i, r in enumerate(ids)
+        Row(r["id"], out.exchange, out.routing_key, body, out.envelope.message_id, out.envelope.type,
+            out.envelope.correlation_id, out.reply_to, out.mandatory)
+        for r, out, body in zip(ids, ordered, bodies, strict=True)
     ]  # fmt: skip
 
 
@@ -145,9 +142,9 @@ class OutboxRelay:
         task.add_done_callback(self._publishing.discard)
 
     async def _publish_claimed(self, rows: list[Row]) -> None:
-        results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
-        confirmed = [r.id for r, result in zip(rows, results, strict=True) if result is None]
-        left = [r.id for r, result in zip(rows, results, strict=True) if result is not None]
+        confirmed, errors = await self._publish_all(rows)
+        done = set(confirmed)
+        left = [r.id for r in rows if r.id not in done]
         try:
             if confirmed:
                 async with self.pool.acquire() as conn:
@@ -157,7 +154,6 @@ class OutboxRelay:
             left = [r.id for r in rows]
         self.metrics.published.inc(len(confirmed))
         if left:
-            errors = [r for r in results if isinstance(r, BaseException)]
             log.warning("outbox: claimed rows left to the relay", rows=len(left), error=repr(errors[:1]))
             self._handed_over.update(left)
             self._wake.set()
@@ -286,17 +282,21 @@ class OutboxRelay:
                 self.metrics.outbox_pending.set(0)
                 return 0
             rows = [Row(**dict(record)) for record in records]
-            results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
-            confirmed = [r.id for r, result in zip(rows, results, strict=True) if result is None]
+            confirmed, errors = await self._publish_all(rows)
             await conn.execute("SET LOCAL synchronous_commit = off")
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", confirmed)
         self._handed_over.difference_update(confirmed)
         self.metrics.published.inc(len(confirmed))
-        errors = [r for r in results if isinstance(r, BaseException)]
         self.metrics.outbox_pending.set(len(rows) - len(confirmed))
         if errors:
             raise RuntimeError(f"{len(errors)} of {len(rows)} outbox messages not confirmed: {errors[0]!r}")
         return len(confirmed)
+
+    async def _publish_all(self, rows: list[Row]) -> tuple[list[int], list[BaseException]]:
+        """Publish the rows at once; the ids the broker confirmed, and what went wrong with the rest."""
+        results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
+        confirmed = [r.id for r, result in zip(rows, results, strict=True) if result is None]
+        return confirmed, [result for result in results if isinstance(result, BaseException)]
 
     async def _publish(self, row: Row) -> None:
         """A row as it was written: its body is the envelope's bytes, its columns the properties."""

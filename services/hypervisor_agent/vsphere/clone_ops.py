@@ -110,9 +110,8 @@ def clone_from_snapshot(
     except VsphereError as error:
         # vCenter normally removes a failed clone, but keeps one that was made and then failed to
         # power on: make sure nothing of ours is left by that name, and say which part failed.
-        left: list[bool] = []
-        cleanup_step(lambda: left.append(_destroy_own_vm(session, vm_name, vm_id, report, timeout)))
-        if power_on and any(left):
+        left = cleanup_step(lambda: _destroy_own_vm(session, vm_name, vm_id, report, timeout))
+        if power_on and left:
             error.context = f"{vm_name} was cloned but did not power on"
         raise
     result = yield from _made(session, outcome.result, vm_name, nics, power_on, report, timeout)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 from collections.abc import Callable
+from typing import TypeVar
 
 import structlog
 from pyVmomi import vmodl
@@ -15,6 +16,7 @@ from pyVmomi import vmodl
 from contracts.errors import ErrorCode
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 class VsphereError(Exception):
@@ -225,12 +227,14 @@ def _describe(fault: vmodl.MethodFault) -> str:
     return ", ".join(parts)
 
 
-def cleanup_step(step: Callable[[], None]) -> None:
-    """Run one step of undoing a failed operation; its own failure is logged, not raised.
+def cleanup_step(step: Callable[[], T]) -> T | None:
+    """Run one step of undoing a failed operation; what it returns, or None when it failed (its
+    own failure is logged, not raised).
 
     The caller re-raises the error that made it clean up: that one is what the command reports.
     """
     try:
-        step()
+        return step()
     except VsphereError as exc:
         log.warning("vsphere.cleanup_failed", error=str(exc))
+        return None
