@@ -194,14 +194,20 @@ class Chaos:
         if kind == "vsphere-latency":
             self.cloud.sim.slow(self.rng.choice(PASSING_FAULT_METHODS), self.rng.randrange(200, 2000))
         strike_after = self.rng.uniform(0, 1.5)
+        # A vCenter fault waits, armed, for the first call it matches: armed before the wave, it
+        # meets that call whenever the wave makes it (a wave can be over in less than a second).
+        armed = kind in ("vsphere-SystemError", "vsphere-final")
+        if armed:
+            await self.strike(kind)
         wave = [Sent(kind, envelope=await self.cloud.send(c)) for c in commands]
         started = await self.api.deployVirtualMachine(
             vmsnapshotid=str(self.snapshot), serviceofferingid=str(self.offering), name=f"r{number}-api"
         )
         wave.append(Sent(kind, job=started["jobid"]))
         self.sent += wave
-        await asyncio.sleep(strike_after)  # a random moment of the wave
-        await self.strike(kind)
+        if not armed:
+            await asyncio.sleep(strike_after)  # a random moment of the wave
+            await self.strike(kind)
         for item in wave:  # the wave settles before the next one: its figures are its fault's
             await self._settle(item)
             if (
